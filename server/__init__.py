@@ -1,0 +1,43 @@
+"""ODK-compatible field data server for Vietnam's community digital-technology teams."""
+
+from __future__ import annotations
+
+from flask import Flask, g, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from server.config import load_config
+from server.db import Database
+from server.storage import make_blob_store
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    load_config(app, overrides)
+    if app.config["TRUST_PROXY"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    app.extensions["db"] = Database(app.config["DATABASE_URL"])
+    app.extensions["blobs"] = make_blob_store(app.config["BLOB_STORE"], app.config["DATA_DIR"])
+
+    from server import openrosa
+
+    app.register_blueprint(openrosa.bp)
+    openrosa.register_error_pages(app)
+
+    @app.teardown_appcontext
+    def close_session(_exc):
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            ok = app.extensions["db"].ping()
+        except Exception:  # noqa: BLE001  (any database failure means "not ready")
+            ok = False
+        if not ok:
+            return jsonify(status="unavailable"), 503
+        return jsonify(status="ok")
+
+    return app

@@ -1,0 +1,262 @@
+"""`python -m server COMMAND`: thin commands over the domain functions (contract, "Command line").
+
+Every command exits 0 on success and non-zero with a one-line message on stderr on failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from server.domain import accounts
+from server.domain import forms as forms_domain
+from server.errors import PublishError
+
+
+class CommandError(click.ClickException):
+    def show(self, file=None):
+        click.echo(f"error: {self.message}", err=True)
+
+
+@contextmanager
+def app_session():
+    """The app (for configuration) and a write session committed on success."""
+    from server import create_app
+
+    app = create_app()
+    db = app.extensions["db"]
+    session = db.session(write=True)
+    try:
+        yield app, session
+        session.commit()
+    except (accounts.AccountError, PublishError, ValueError) as exc:
+        session.rollback()
+        raise CommandError(str(exc).splitlines()[0] if "\n" not in str(exc) else _one_line(exc))
+    finally:
+        session.close()
+        db.dispose()
+
+
+def _one_line(exc: Exception) -> str:
+    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _ward(app):
+    from server.domain.ward import load_ward_config
+
+    path = Path(app.config["WARD_CONFIG"])
+    return load_ward_config(path) if path.exists() else None
+
+
+@click.group()
+def main():
+    """ODK-compatible field data server for community digital-technology teams."""
+
+
+@main.command()
+def init():
+    """Create or upgrade the schema, project 1, the forms in forms/ and the first admin."""
+    from server import create_app
+
+    app = create_app()
+    app.extensions["db"].upgrade()
+    app.extensions["db"].dispose()
+    with app_session() as (app, session):
+        ward = _ward(app)
+        if accounts.get_project(session, 1) is None:
+            name = ward.name_vi if ward is not None else "Project 1"
+            project = accounts.create_project(session, name)
+            click.echo(f"created project {project.id}: {name}")
+        forms_dir = Path(app.config["FORMS_DIR"])
+        for path in sorted([*forms_dir.glob("*.xlsx"), *forms_dir.glob("*.xml")]):
+            result = forms_domain.publish_path(
+                session, app.extensions["blobs"], 1, path, ward=ward,
+                validate=bool(app.config["VALIDATE_FORMS"]),
+            )
+            _report(result)
+        if not accounts.has_admin(session):
+            password = app.config["ADMIN_PASSWORD"] or None
+            new = accounts.create_user(session, "admin", "admin", project_id=None,
+                                       display_name="Administrator", password=password,
+                                       digest=bool(app.config["DIGEST_AUTH"]))
+            if password is None:
+                click.echo(f"created user admin with password: {new.password}")
+                click.echo("  (shown once; keep it safe)")
+            else:
+                click.echo("created user admin (password from SERVER_ADMIN_PASSWORD)")
+
+
+def _report(result: forms_domain.PublishResult) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {_one_line(Exception(warning))}", err=True)
+    click.echo(f"{result.form_id} {result.version}" + ("" if result.created else " (unchanged)"))
+
+
+@main.group()
+def forms():
+    """Publish forms and open or close them."""
+
+
+@forms.command("publish")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def forms_publish(paths, project_id):
+    """Publish XLSForms (.xlsx) or XForms (.xml); media from the X-media/ folder beside X.xlsx."""
+    with app_session() as (app, session):
+        _require_project(session, project_id)
+        ward = _ward(app)
+        for path in paths:
+            result = forms_domain.publish_path(
+                session, app.extensions["blobs"], project_id, Path(path), ward=ward,
+                validate=bool(app.config["VALIDATE_FORMS"]),
+            )
+            _report(result)
+
+
+@forms.command("state")
+@click.argument("form_id")
+@click.argument("state", type=click.Choice(forms_domain.FORM_STATES))
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def forms_state(form_id, state, project_id):
+    """open: listed; closing: hidden but accepts submissions; closed: refuses them too."""
+    with app_session() as (_app, session):
+        forms_domain.set_state(session, project_id, form_id, state)
+        click.echo(f"{form_id} {state}")
+
+
+@main.group()
+def project():
+    """Projects (one per ward)."""
+
+
+@project.command("add")
+@click.argument("name")
+def project_add(name):
+    with app_session() as (_app, session):
+        click.echo(accounts.create_project(session, name).id)
+
+
+def _require_project(session, project_id: int):
+    p = accounts.get_project(session, project_id)
+    if p is None:
+        raise CommandError(f"project {project_id} does not exist")
+    return p
+
+
+@main.group()
+def user():
+    """Accounts: admins, supervisors and volunteers."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True)
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+@click.option("--team", help="tdp01…tdp20, or ward")
+@click.option("--display-name")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def user_add(username, role, project_id, team, display_name, password_stdin):
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    with app_session() as (app, session):
+        new = accounts.create_user(session, username, role, project_id=project_id, team=team,
+                                   display_name=display_name, password=password,
+                                   digest=bool(app.config["DIGEST_AUTH"]))
+        accounts.audit(session, "user.create", target=username, role=role, team=team)
+        click.echo(f"created {role} {username}")
+        if new.password and not password_stdin:
+            click.echo(f"password: {new.password}")
+
+
+def _user(session, username: str):
+    u = accounts.get_user(session, username)
+    if u is None:
+        raise CommandError(f"user {username!r} does not exist")
+    return u
+
+
+def collect_url(app, session, username: str, project_id: int, base_url: str | None) -> str:
+    u = _user(session, username)
+    if u.role != "admin" and u.project_id != project_id:
+        raise CommandError(f"user {username!r} is not in project {project_id}")
+    token = accounts.collect_token(session, u, app.config["SECRET_KEY"])
+    base = (base_url or app.config["BASE_URL"] or _default_base()).rstrip("/")
+    return f"{base}/v1/key/{token}/projects/{project_id}"
+
+
+def _default_base() -> str:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+    return f"http://{host}:{port}"
+
+
+@user.command("collect-url")
+@click.argument("username")
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+@click.option("--base-url")
+def user_collect_url(username, project_id, base_url):
+    """Print the Collect server URL that carries the user's token."""
+    with app_session() as (app, session):
+        click.echo(collect_url(app, session, username, project_id, base_url))
+
+
+@user.command("qr")
+@click.argument("username")
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+@click.option("--base-url")
+def user_qr(username, project_id, base_url):
+    """Print the text of the user's Collect QR code (zlib + base64 of the settings JSON)."""
+    with app_session() as (app, session):
+        url = collect_url(app, session, username, project_id, base_url)
+        project_row = _require_project(session, project_id)
+        u = _user(session, username)
+        click.echo(qr_text(collect_settings(url, project_row.name, u.username)))
+
+
+def collect_settings(server_url: str, project_name: str, username: str) -> dict:
+    return {
+        "general": {
+            "server_url": server_url,
+            "form_update_mode": "match_exactly",
+            "autosend": "wifi_and_cellular",
+            # Identity numbers must not stay on phones once sent (domain §3.1).
+            "delete_send": True,
+            "metadata_username": username,
+        },
+        "admin": {},
+        "project": {"name": project_name, "color": "#1e6b52"},
+    }
+
+
+def qr_text(settings: dict) -> str:
+    raw = json.dumps(settings, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(zlib.compress(raw)).decode("ascii")
+
+
+@user.command("revoke")
+@click.argument("username")
+def user_revoke(username):
+    """Revoke the user's token and web sessions at once."""
+    with app_session() as (_app, session):
+        accounts.revoke(session, _user(session, username))
+        accounts.audit(session, "user.revoke", target=username)
+        click.echo(f"revoked {username}")
+
+
+@main.command()
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="HOST")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int)
+@click.option("--workers", type=int, default=None, help="default: one per core, at least 2")
+def serve(host, port, workers):
+    """Serve the app with gunicorn."""
+    workers = workers or max(2, os.cpu_count() or 1)
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--timeout", "120", "--graceful-timeout", "30",
+            "server.wsgi:app"]  # no access log: token URLs must not reach logs
+    os.execv(sys.executable, args)  # noqa: S606 (replaces this process with gunicorn)

@@ -1,0 +1,229 @@
+"""Tables. Only server/db imports SQLAlchemy; the rest of the code works with these objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime")
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # admin | supervisor | volunteer
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    team: Mapped[str | None] = mapped_column(String(20))  # tdp01…tdp20 or ward
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # HTTP Digest needs MD5(username:realm:password); kept apart from the strong hash.
+    digest_ha1: Mapped[str | None] = mapped_column(String(32))
+    # A volunteer's token is derived from the server secret and this salt, so the
+    # database alone never reveals it; lookups go through token_hash.
+    token_salt: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Bumped on revoke: every web session minted before it stops working.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Blob(Base):
+    """Content-addressed bytes. The bytes live in the blob store (files or blob_contents)."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BlobContent(Base):
+    """Used by the database blob store, so app servers can share nothing but PostgreSQL."""
+
+    __tablename__ = "blob_contents"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Form(Base):
+    __tablename__ = "forms"
+    __table_args__ = (UniqueConstraint("project_id", "xml_form_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    xml_form_id: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(10), default="open")  # open | closing | closed
+    current_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("form_versions.id", use_alter=True, name="fk_forms_current_version")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    current_version: Mapped[FormVersion | None] = relationship(
+        foreign_keys=[current_version_id], post_update=True
+    )
+
+
+class FormVersion(Base):
+    __tablename__ = "form_versions"
+    __table_args__ = (UniqueConstraint("form_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"))
+    version: Mapped[str] = mapped_column(String(255))  # "" when the XForm has none
+    title: Mapped[str] = mapped_column(String(500))
+    xlsform: Mapped[bytes | None] = mapped_column(LargeBinary)
+    xlsform_name: Mapped[str | None] = mapped_column(String(255))
+    xml: Mapped[bytes] = mapped_column(LargeBinary)  # served as is, never changed
+    md5: Mapped[str] = mapped_column(String(32))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    form: Mapped[Form] = relationship(foreign_keys=[form_id])
+    media: Mapped[list[FormMedia]] = relationship(
+        back_populates="form_version", order_by="FormMedia.filename"
+    )
+
+
+class FormMedia(Base):
+    __tablename__ = "form_media"
+    __table_args__ = (UniqueConstraint("form_version_id", "filename"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    form_version_id: Mapped[int] = mapped_column(ForeignKey("form_versions.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    # NULL for a file the server generates per user (entity lists, registers).
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    content_type: Mapped[str] = mapped_column(String(100))
+
+    form_version: Mapped[FormVersion] = relationship(back_populates="media")
+    blob: Mapped[Blob | None] = relationship()
+
+
+class Submission(Base):
+    """One logical submission; its edits are SubmissionVersions."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("form_id", "instance_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"))
+    instance_id: Mapped[str] = mapped_column(String(255))  # of the first version
+    submitter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    review_state: Mapped[str] = mapped_column(String(20), default="received")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    versions: Mapped[list[SubmissionVersion]] = relationship(
+        back_populates="submission", order_by="SubmissionVersion.id"
+    )
+
+
+class SubmissionVersion(Base):
+    __tablename__ = "submission_versions"
+    # Database uniqueness, not a check-then-insert: two racing POSTs store one row.
+    __table_args__ = (
+        UniqueConstraint("form_id", "instance_id"),
+        Index("ix_submission_versions_current", "form_id", "current"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"))
+    form_version_id: Mapped[int] = mapped_column(ForeignKey("form_versions.id"))
+    instance_id: Mapped[str] = mapped_column(String(255))
+    deprecated_id: Mapped[str | None] = mapped_column(String(255))
+    instance_name: Mapped[str | None] = mapped_column(Text)
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    xml: Mapped[bytes] = mapped_column(LargeBinary)  # as received, identity digits blanked
+    # Keyed digest of the bytes as received: decides "same XML" for resends.
+    xml_digest: Mapped[str] = mapped_column(String(64))
+    submitter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Parsed once at ingest, so exports never re-parse XML.
+    fields: Mapped[dict | None] = mapped_column(JSONType)
+    pid_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    pid_last4: Mapped[str | None] = mapped_column(String(4))
+
+    submission: Mapped[Submission] = relationship(back_populates="versions")
+    form_version: Mapped[FormVersion] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="version", order_by="Attachment.name"
+    )
+
+
+class Attachment(Base):
+    """A file the submission XML references; blob is NULL until it has arrived."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("submission_version_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_version_id: Mapped[int] = mapped_column(ForeignKey("submission_versions.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    version: Mapped[SubmissionVersion] = relationship(back_populates="attachments")
+    blob: Mapped[Blob | None] = relationship()
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[dict | None] = mapped_column(JSONType)

@@ -1,0 +1,163 @@
+"""Users, passwords, volunteers' Collect tokens, projects. Plain functions on a Session."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from server.db.models import AuditEntry, Project, User
+
+ROLES = ("admin", "supervisor", "volunteer")
+DIGEST_REALM = "ODK Server"
+
+
+class AccountError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    password: str | None
+
+
+def digest_ha1(username: str, password: str) -> str:
+    """HA1 of RFC 2617 Digest: the only form in which Digest can check a password."""
+    return hashlib.md5(f"{username}:{DIGEST_REALM}:{password}".encode()).hexdigest()  # noqa: S324
+
+
+def set_password(user: User, password: str, *, digest: bool) -> None:
+    if len(password) < 10:
+        raise AccountError("password must have at least 10 characters")
+    user.password_hash = generate_password_hash(password)  # scrypt
+    user.digest_ha1 = digest_ha1(user.username, password) if digest else None
+
+
+def check_password(user: User, password: str) -> bool:
+    if not user.password_hash or not user.active:
+        # Still spend the time of a hash check, so a missing user is not faster.
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(user.password_hash, password)
+
+
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def create_project(session: Session, name: str) -> Project:
+    project = Project(name=name)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def get_project(session: Session, project_id: int) -> Project | None:
+    return session.get(Project, project_id)
+
+
+def create_user(
+    session: Session,
+    username: str,
+    role: str,
+    *,
+    project_id: int | None,
+    team: str | None = None,
+    display_name: str | None = None,
+    password: str | None = None,
+    digest: bool = True,
+) -> NewUser:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    username = username.strip()
+    if not username or len(username) > 100 or any(c in username for c in ":/ \t"):
+        raise AccountError("username must be 1-100 characters without spaces, ':' or '/'")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise AccountError(f"user {username!r} already exists")
+    if role != "admin" and project_id is None:
+        raise AccountError("supervisors and volunteers belong to a project")
+    if project_id is not None and get_project(session, project_id) is None:
+        raise AccountError(f"project {project_id} does not exist")
+    user = User(
+        username=username,
+        role=role,
+        project_id=project_id if role != "admin" else None,
+        team=team,
+        display_name=display_name or username,
+        session_epoch=0,
+        active=True,
+    )
+    if role != "volunteer" and password is None:
+        password = secrets.token_urlsafe(12)
+    if password is not None:
+        set_password(user, password, digest=digest)
+    session.add(user)
+    session.flush()
+    return NewUser(user, password)
+
+
+def get_user(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+# Collect tokens --------------------------------------------------------------------------
+
+
+def _token_from_salt(secret_key: str, salt: str) -> str:
+    mac = hmac.new(secret_key.encode(), f"collect-token:{salt}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")  # 256 bits, 43 chars
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def collect_token(session: Session, user: User, secret_key: str) -> str:
+    """The user's Collect token; issued on first use and the same every time after.
+
+    Only a salt and the token's hash are stored: the database alone cannot rebuild it.
+    """
+    if not user.active:
+        raise AccountError(f"user {user.username!r} is revoked")
+    if user.token_salt is None:
+        user.token_salt = secrets.token_hex(32)
+    token = _token_from_salt(secret_key, user.token_salt)
+    user.token_hash = token_hash(token)
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    if not token or len(token) > 100:
+        return None
+    user = session.scalar(select(User).where(User.token_hash == token_hash(token)))
+    return user if user is not None and user.active else None
+
+
+def revoke(session: Session, user: User) -> None:
+    """Takes effect at once: the token no longer matches and web sessions end.
+
+    A later `collect_token` issues a different token (a new salt) for a new phone.
+    """
+    user.token_hash = None
+    user.token_salt = None
+    user.session_epoch += 1
+    session.flush()
+
+
+def audit(session: Session, action: str, *, actor: User | None = None, target: str | None = None,
+          **details) -> None:
+    session.add(
+        AuditEntry(action=action, actor_id=actor.id if actor else None, target=target,
+                   details=details or None)
+    )
+
+
+def has_admin(session: Session) -> bool:
+    return session.scalar(select(User.id).where(User.role == "admin").limit(1)) is not None

@@ -1,0 +1,154 @@
+"""OpenRosa routes: form list, form XML, manifest, media, submission."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import Response, current_app, g, request
+from sqlalchemy.exc import IntegrityError
+
+from server.db.models import Form, FormVersion
+from server.domain import forms as forms_domain
+from server.domain import generated_media
+from server.domain.submissions import Uploader, ingest
+from server.errors import FormNotFound, NotFound
+from server.openrosa import render, route
+from server.openrosa.access import base_url
+from server.openrosa.upload import read_upload
+from server.web_context import blob_store, db_session
+
+XML = "text/xml; charset=utf-8"
+
+
+def _xml(body: bytes, status: int = 200) -> Response:
+    return Response(body, status=status, content_type=XML)
+
+
+def _form_path(form: Form, fv: FormVersion) -> str:
+    fid = quote(form.xml_form_id, safe="")
+    if fv.version:
+        return f"{base_url()}/forms/{fid}/versions/{quote(fv.version, safe='')}"
+    return f"{base_url()}/forms/{fid}"
+
+
+@route("/formList", methods=["GET"])
+def form_list():
+    session = db_session()
+    entries = []
+    for form, fv in forms_domain.listed_forms(session, g.project_id, request.args.get("formID")):
+        path = _form_path(form, fv)
+        has_media = bool(forms_domain.schema_of(fv.xml).media_references())
+        entries.append(render.FormListEntry(
+            form_id=form.xml_form_id, name=fv.title, version=fv.version, md5=fv.md5,
+            download_url=f"{path}.xml", manifest_url=f"{path}/manifest" if has_media else None,
+        ))
+    return _xml(render.form_list(entries))
+
+
+def _load(form_id: str, version: str | None) -> tuple[Form, FormVersion]:
+    session = db_session()
+    form = forms_domain.get_form(session, g.project_id, form_id)
+    if form is None:
+        raise FormNotFound(form_id)
+    fv = (forms_domain.get_version(session, form, version) if version is not None
+          else form.current_version)
+    if fv is None:
+        raise FormNotFound(f"{form_id} version {version!r}")
+    return form, fv
+
+
+@route("/forms/<form_id>.xml", methods=["GET"])
+@route("/forms/<form_id>/versions/<version>.xml", methods=["GET"])
+def form_xml(form_id: str, version: str | None = None):
+    _, fv = _load(form_id, version)
+    return _etagged(fv.xml, fv.md5, "application/xml")
+
+
+@route("/forms/<form_id>/manifest", methods=["GET"])
+@route("/forms/<form_id>/versions/<version>/manifest", methods=["GET"])
+def manifest(form_id: str, version: str | None = None):
+    session = db_session()
+    form, fv = _load(form_id, version)
+    path = _form_path(form, fv)
+    entries = []
+    for media in forms_domain.media_of(session, fv):
+        data_md5 = (media.blob.md5 if media.blob is not None
+                    else forms_domain.md5_hex(_generated(media.filename)))
+        entity_list = media.filename in forms_domain.ENTITY_LISTS
+        integrity = (f"{base_url()}/datasets/{media.filename[:-4]}/integrity"
+                     if entity_list else None)
+        entries.append(render.ManifestEntry(
+            filename=media.filename, md5=data_md5,
+            download_url=f"{path}/attachments/{quote(media.filename, safe='')}",
+            entity_list=entity_list, integrity_url=integrity,
+        ))
+    return _xml(render.manifest(entries))
+
+
+@route("/forms/<form_id>/attachments/<filename>", methods=["GET"])
+@route("/forms/<form_id>/versions/<version>/attachments/<filename>", methods=["GET"])
+def media_file(form_id: str, filename: str, version: str | None = None):
+    session = db_session()
+    _, fv = _load(form_id, version)
+    media = next((m for m in forms_domain.media_of(session, fv) if m.filename == filename), None)
+    if media is None:
+        raise NotFound(filename)
+    if media.blob is None:
+        data = _generated(filename)
+        return _etagged(data, forms_domain.md5_hex(data), media.content_type, filename)
+    data = blob_store().get(session, media.blob_sha256)
+    return _etagged(data, media.blob.md5, media.content_type, filename)
+
+
+def _generated(filename: str) -> bytes:
+    return generated_media.render(db_session(), filename, g.project_id, g.user)
+
+
+def _etagged(data: bytes, md5: str, content_type: str, filename: str | None = None) -> Response:
+    """ETag = the md5 the manifest lists; 304 only for a matching If-None-Match."""
+    etag = f'"{md5}"'
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        response = Response(status=304)
+    else:
+        response = Response(data, content_type=content_type)
+        if filename:
+            response.headers["Content-Disposition"] = (
+                f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+            )
+    response.headers["ETag"] = etag
+    return response
+
+
+@route("/submission", methods=["GET", "HEAD"])
+def submission_preflight():
+    # Collect sends HEAD before every POST and accepts only 204 (a GET answers the same).
+    return Response(status=204)
+
+
+@route("/submission", methods=["POST"])
+def submission():
+    upload = read_upload(request)
+    session = db_session()
+    cfg = current_app.config
+    uploader = Uploader(user_id=g.user.id, device_id=request.args.get("deviceID"),
+                        user_agent=request.headers.get("User-Agent"))
+    for attempt in (1, 2):
+        try:
+            result = ingest(session, blob_store(), project_id=g.project_id, raw_xml=upload.xml,
+                            files=upload.files, uploader=uploader, secret=cfg["SECRET_KEY"],
+                            pid_key=cfg["PID_KEY"])
+            session.commit()  # 201 only after the submission and its files are committed
+            break
+        except IntegrityError:
+            # An identical POST won the race for this instanceID; the retry sees its row
+            # and becomes an attachment upsert (or a 409 if the XML differs).
+            session.rollback()
+            if attempt == 2:
+                raise
+    if result.missing_attachments:
+        message = (f"Đã nhận phiếu; còn chờ {len(result.missing_attachments)} tệp đính kèm. / "
+                   f"Submission received; {len(result.missing_attachments)} attachment(s) "
+                   "still expected.")
+    else:
+        message = "Đã nhận đầy đủ phiếu. / Full submission upload was successful!"
+    return _xml(render.response(message), 201)

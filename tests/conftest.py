@@ -1,0 +1,81 @@
+"""Fixtures: a fresh app per test on SQLite (copied from a migrated template) or on the
+PostgreSQL database named by TEST_DATABASE_URL (migrated once, emptied before each test)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from server import create_app
+from server.db import Database
+from server.db.models import Base
+from server.domain import forms as forms_domain
+
+REPO = Path(__file__).resolve().parent.parent
+FORMS_DIR = REPO / "forms"
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+SECRET = "test-secret-key"
+
+# Converting the same workbook again gives the same bytes; convert each once per run.
+forms_domain.convert_xlsform = functools.lru_cache(maxsize=16)(forms_domain.convert_xlsform)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    if PG_URL:
+        db = Database(PG_URL)
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        db.upgrade()
+        db.dispose()
+        return None
+    path = tmp_path_factory.mktemp("template") / "server.db"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    db.dispose()
+    return path
+
+
+def _empty_pg() -> None:
+    db = Database(PG_URL)
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    db.dispose()
+
+
+@pytest.fixture
+def make_app(tmp_path, template_db):
+    apps = []
+
+    def factory(**overrides):
+        data = tmp_path / f"data{len(apps)}"
+        data.mkdir()
+        if PG_URL:
+            _empty_pg()
+            url = PG_URL
+        else:
+            shutil.copy(template_db, data / "server.db")
+            url = f"sqlite:///{data / 'server.db'}"
+        config = {"DATA_DIR": str(data), "DATABASE_URL": url, "VALIDATE_FORMS": 0,
+                  "TESTING": True, "SECRET_KEY": SECRET, "PID_KEY": "test-pid-key",
+                  "FORMS_DIR": str(FORMS_DIR)}
+        config.update(overrides)
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["db"].dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()

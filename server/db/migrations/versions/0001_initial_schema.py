@@ -43,7 +43,6 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=10), nullable=False),
     sa.Column('current_version_id', sa.Integer(), nullable=True),
     sa.Column('created_at', server.db.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['current_version_id'], ['form_versions.id'], name='fk_forms_current_version', use_alter=True),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('project_id', 'xml_form_id')
@@ -108,6 +107,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('form_id', 'instance_id')
     )
+    # forms and form_versions point at each other: add this one once both exist.
+    with op.batch_alter_table('forms', schema=None) as batch_op:
+        batch_op.create_foreign_key('fk_forms_current_version', 'form_versions',
+                                    ['current_version_id'], ['id'])
     op.create_table('form_media',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('form_version_id', sa.Integer(), nullable=False),
@@ -172,6 +175,8 @@ def downgrade() -> None:
     op.drop_table('submission_versions')
     op.drop_table('form_media')
     op.drop_table('submissions')
+    with op.batch_alter_table('forms', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_forms_current_version', type_='foreignkey')
     op.drop_table('form_versions')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_at'))

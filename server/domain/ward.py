@@ -573,6 +573,8 @@ def apply_ward_lists(xlsx_bytes: bytes, ward: WardConfig) -> bytes:
     except Exception as exc:  # openpyxl raises several unrelated types
         raise ValueError(f"not a readable .xlsx workbook: {exc}") from None
 
+    if "choices" not in wb.sheetnames:
+        return xlsx_bytes  # a form without choice lists has nothing to generate
     ws = _sheet(wb, "choices")
     ncols = ws.max_column
     header = [ws.cell(1, c).value for c in range(1, ncols + 1)]
@@ -589,6 +591,8 @@ def apply_ward_lists(xlsx_bytes: bytes, ward: WardConfig) -> bytes:
         return value.strip() if isinstance(value, str) else ""
 
     present = {list_of(row) for row in rows}
+    if not present & {"tdp", "street"}:
+        return xlsx_bytes  # not a ward form: publish it exactly as given
     if "street" in present:
         for required in ("tdp_list", "label_vi"):
             if required not in cols:

@@ -439,13 +439,12 @@ def test_converted_xform_is_identical_run_to_run(small: WardConfig) -> None:
         assert "Tổ dân phố Hai" in one.xform and "Tổ dân phố 2<" not in one.xform
 
 
-def test_apply_rejects_workbook_without_choices(small: WardConfig) -> None:
+def test_apply_leaves_workbook_without_choices_as_given(small: WardConfig) -> None:
     wb = Workbook()
     wb.active.title = "survey"
     buf = BytesIO()
     wb.save(buf)
-    with pytest.raises(ValueError, match="no 'choices' sheet"):
-        apply_ward_lists(buf.getvalue(), small)
+    assert apply_ward_lists(buf.getvalue(), small) == buf.getvalue()
 
 
 def test_apply_rejects_street_list_without_tdp_list_column(small: WardConfig) -> None:

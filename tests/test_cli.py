@@ -1,0 +1,128 @@
+"""`python -m server …` as an operator uses it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import zlib
+from io import BytesIO
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from server.cli import main
+
+from tests.conftest import FORMS_DIR
+
+
+@pytest.fixture
+def cli(make_app, monkeypatch):
+    """Runs commands against a fresh database, configured through SERVER_* variables."""
+    app = make_app()
+    for key in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR"):
+        monkeypatch.setenv(f"SERVER_{key}", str(app.config[key]))
+    monkeypatch.setenv("SERVER_VALIDATE_FORMS", "0")
+    runner = CliRunner()
+
+    def run(*args, input=None):
+        return runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+    run.app = app
+    return run
+
+
+def test_init_publishes_forms_and_creates_admin_once(cli, monkeypatch):
+    if shutil.which("java"):
+        monkeypatch.setenv("SERVER_VALIDATE_FORMS", "1")  # ODK Validate checks both forms
+    first = cli("init")
+    assert first.exit_code == 0, first.output
+    assert "household_survey 2026011501" in first.output
+    assert "support_visit 2026011501" in first.output
+    assert "created user admin with password: " in first.output
+    again = cli("init")
+    assert again.exit_code == 0
+    assert "household_survey 2026011501 (unchanged)" in again.output
+    assert "password" not in again.output
+
+
+def _xlsx(rows_by_sheet: dict[str, list[list[str]]]) -> bytes:
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for name, rows in rows_by_sheet.items():
+        ws = wb.create_sheet(name)
+        for row in rows:
+            ws.append(row)
+    out = BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_broken_form_prints_pyxform_row_and_exits_1(cli, tmp_path):
+    cli("init")
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(_xlsx({
+        "survey": [["type", "name", "label"], ["text", "a", "A"], ["select_one nolist", "b", "B"]],
+        "choices": [["list_name", "name", "label"], ["yes_no", "yes", "Yes"]],
+        "settings": [["form_id", "version"], ["broken", "1"]],
+    }))
+    result = cli("forms", "publish", str(broken))
+    assert result.exit_code == 1
+    assert "broken.xlsx" in result.output and "row" in result.output.lower()
+    assert "nolist" in result.output
+
+
+def test_same_version_with_other_content_is_refused(cli, tmp_path):
+    cli("init")
+    form = tmp_path / "simple.xlsx"
+    sheets = {"survey": [["type", "name", "label"], ["text", "a", "A"]],
+              "settings": [["form_id", "version"], ["simple", "1"]]}
+    form.write_bytes(_xlsx(sheets))
+    assert cli("forms", "publish", str(form)).output.strip() == "simple 1"
+    sheets["survey"].append(["text", "b", "B"])
+    form.write_bytes(_xlsx(sheets))
+    result = cli("forms", "publish", str(form))
+    assert result.exit_code == 1
+    assert "already published with different content" in result.output
+    sheets["settings"][1][1] = "2"
+    form.write_bytes(_xlsx(sheets))
+    assert cli("forms", "publish", str(form)).output.strip() == "simple 2"
+
+
+def test_collect_url_qr_and_revoke(cli):
+    cli("init")
+    assert cli("user", "add", "thu", "--role", "volunteer", "--team", "tdp03",
+               "--display-name", "Hà Thị Thu").exit_code == 0
+    url = cli("user", "collect-url", "thu", "--base-url", "http://ward.example").output.strip()
+    assert url.startswith("http://ward.example/v1/key/") and url.endswith("/projects/1")
+    token = url.split("/v1/key/")[1].split("/")[0]
+    assert len(token) >= 43  # 256 random bits
+    # The same token every time: printing it again must not cut off the phone.
+    assert cli("user", "collect-url", "thu", "--base-url", "http://ward.example").output.strip() == url
+
+    qr = cli("user", "qr", "thu", "--base-url", "http://ward.example").output.strip()
+    settings = json.loads(zlib.decompress(base64.b64decode(qr)))
+    assert settings["general"]["server_url"] == url
+    assert settings["admin"] == {}
+
+    client = cli.app.test_client()
+    path = url.removeprefix("http://ward.example")
+    assert client.get(f"{path}/formList").status_code == 200
+    assert cli("user", "revoke", "thu").exit_code == 0
+    assert client.get(f"{path}/formList").status_code == 403
+    assert client.post(f"{path}/submission").status_code == 403
+    new_url = cli("user", "collect-url", "thu", "--base-url", "http://ward.example").output
+    assert new_url.strip() != url
+
+
+def test_errors_are_one_line_on_stderr(cli):
+    cli("init")
+    result = cli("user", "collect-url", "nobody")
+    assert result.exit_code != 0
+    assert result.output.strip() == "error: user 'nobody' does not exist"
+
+
+def test_forms_dir_has_the_two_forms():
+    assert {p.name for p in FORMS_DIR.glob("*.xlsx")} == {
+        "household_survey.xlsx", "support_visit.xlsx"}

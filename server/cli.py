@@ -38,7 +38,7 @@ def app_session():
         session.commit()
     except (accounts.AccountError, PublishError, ValueError) as exc:
         session.rollback()
-        raise CommandError(str(exc).splitlines()[0] if "\n" not in str(exc) else _one_line(exc))
+        raise CommandError(_one_line(exc)) from exc
     finally:
         session.close()
         db.dispose()

@@ -21,11 +21,13 @@ from server.db.models import Attachment, Submission, SubmissionVersion, utcnow
 from server.domain import forms as forms_domain
 from server.domain.instance import (
     Envelope,
-    InvalidSubmission as InstanceInvalid,
     blank_identity_number,
     envelope_of,
     parse_fields,
     referenced_attachments,
+)
+from server.domain.instance import (
+    InvalidSubmission as InstanceInvalid,
 )
 from server.errors import (
     DeprecatedNotFound,

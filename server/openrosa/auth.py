@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+
 from flask import Request
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import WWWAuthenticate

@@ -5,11 +5,12 @@ Revises:
 Create Date: 2026-11-25
 """
 
-from alembic import op
 import sqlalchemy as sa
-import server.db.models
+from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import server.db.models
 
 revision = '0001'
 down_revision = None

@@ -15,6 +15,7 @@ from server import create_app
 from server.db import Database
 from server.db.models import Base
 from server.domain import forms as forms_domain
+from server.domain import ward as ward_domain
 
 REPO = Path(__file__).resolve().parent.parent
 FORMS_DIR = REPO / "forms"
@@ -23,6 +24,7 @@ SECRET = "test-secret-key"
 
 # Converting the same workbook again gives the same bytes; convert each once per run.
 forms_domain.convert_xlsform = functools.lru_cache(maxsize=16)(forms_domain.convert_xlsform)
+ward_domain.apply_ward_lists = functools.lru_cache(maxsize=16)(ward_domain.apply_ward_lists)
 
 
 @pytest.fixture(scope="session")

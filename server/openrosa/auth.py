@@ -59,11 +59,14 @@ def challenges(request: Request, secret: str, digest_enabled: bool, *, stale=Fal
             "nonce": _nonce(secret),
             "opaque": secrets.token_hex(8),
             "algorithm": "MD5",
+            # HA1 is kept over the UTF-8 password; okhttp-digest encodes with this charset.
+            "charset": "UTF-8",
         })
         if stale:
             ch.parameters["stale"] = "true"
         out.append(ch)
-    if request.is_secure:
+    if request.is_secure or not digest_enabled:
+        # Without Digest a 401 still names a scheme, though Basic is only accepted on https.
         out.append(WWWAuthenticate("basic", {"realm": accounts.DIGEST_REALM}))
     return out
 
@@ -71,24 +74,23 @@ def challenges(request: Request, secret: str, digest_enabled: bool, *, stale=Fal
 def authenticate_password(session: Session, request: Request, secret: str,
                           digest_enabled: bool) -> User:
     """The password user of this request, or a Challenge (401) to send back."""
-    auth = request.authorization
-    if auth is None:
-        raise Challenge(challenges(request, secret, digest_enabled))
-    if auth.type == "digest" and digest_enabled:
-        user = _check_digest(session, request, auth, secret)
-    elif auth.type == "basic" and request.is_secure:
-        user = _check_basic(session, request)
-    else:
-        user = None
+    header = request.headers.get("Authorization", "")
+    user = None
+    if header[:6].lower() == "basic ":
+        # Parsed here, not by Werkzeug, which gives up on Collect's latin-1 credentials.
+        user = _check_basic(session, header[6:]) if request.is_secure else None
+    elif header:
+        auth = request.authorization
+        if auth is not None and auth.type == "digest" and digest_enabled:
+            user = _check_digest(session, request, auth, secret)
     if user is None:
         raise Challenge(challenges(request, secret, digest_enabled))
     return user
 
 
-def _check_basic(session: Session, request: Request) -> User | None:
-    raw = request.headers.get("Authorization", "")[6:].strip()
+def _check_basic(session: Session, credentials: str) -> User | None:
     try:
-        decoded = base64.b64decode(raw, validate=True)
+        decoded = base64.b64decode(credentials.strip(), validate=True)
     except ValueError:
         return None
     # Collect (okhttp) encodes Basic credentials as ISO-8859-1; browsers and curl use UTF-8.

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.config import load_config
 from server.db import Database
+from server.http_request import ServerRequest
 from server.storage import make_blob_store
 
 
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__)
+    app.request_class = ServerRequest
     load_config(app, overrides)
     if app.config["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
@@ -23,6 +25,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(openrosa.bp)
     openrosa.register_error_pages(app)
+
+    @app.teardown_request
+    def close_uploads(_exc):
+        request.close_part_streams()
 
     @app.teardown_appcontext
     def close_session(_exc):

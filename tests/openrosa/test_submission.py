@@ -268,3 +268,26 @@ def test_identity_number_is_blanked_before_storage(app, collect):
     assert version.pid_hmac != hashlib.sha256(b"VN-PID:008071234567").hexdigest()
     assert version.fields["root"]["g_head/head_id"] == ""
     assert forms_domain  # the survey's XForm is the one published from forms/
+
+
+def test_thousands_of_parts_are_refused(app, collect, photo_xml):
+    parts = [Part("xml_submission_file", photo_instance(photo_xml), filename="x.xml",
+                  content_type="text/xml")]
+    parts += [Part(f"f{i}", b"x", filename=f"f{i}.txt") for i in range(3000)]
+    content_type, body = multipart_body(parts)
+    response = collect.post_raw(body, content_type)
+    assert response.status == 413 and response.message
+    assert stored(app) == []
+
+
+def test_deeply_nested_xml_is_refused(app, collect, photo_xml):
+    deep = (b'<data id="photo_form" version="1">' + b"<a>" * 500 + b"</a>" * 500 +
+            b"<meta><instanceID>uuid:x</instanceID></meta></data>")
+    [response] = collect.submit(deep)
+    assert response.status == 400 and response.message
+    assert stored(app) == []
+
+
+def test_missing_form_id_is_400(app, collect, photo_xml):
+    [response] = collect.submit(b"<data><meta><instanceID>uuid:1</instanceID></meta></data>")
+    assert response.status == 400 and response.message

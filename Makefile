@@ -27,7 +27,7 @@ test-pg: venv
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(PY) -m pytest
 
 bench: venv
-	$(PY) -m tests.bench
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(PY) -m tests.bench
 
 lint: venv
 	$(PY) -m ruff check server tests

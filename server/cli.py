@@ -256,6 +256,15 @@ def user_revoke(username):
 def serve(host, port, workers):
     """Serve the app with gunicorn."""
     workers = workers or max(2, os.cpu_count() or 1)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    click.echo(f"Serving on http://{shown}:{port}/ ({workers} workers)")
+    click.echo(f"  Web UI and login:   http://{shown}:{port}/login")
+    click.echo(f"  Collect (password): http://{shown}:{port}/v1/projects/1")
+    click.echo("  A volunteer's Collect URL and QR text:")
+    click.echo("    .venv/bin/python -m server user add NAME --role volunteer --team tdp01")
+    click.echo(f"    .venv/bin/python -m server user collect-url NAME --base-url http://{shown}:{port}")
+    click.echo(f"    .venv/bin/python -m server user qr NAME --base-url http://{shown}:{port}")
+    sys.stdout.flush()
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--timeout", "120", "--graceful-timeout", "30",
             "server.wsgi:app"]  # no access log: token URLs must not reach logs

@@ -126,3 +126,33 @@ def test_errors_are_one_line_on_stderr(cli):
 def test_forms_dir_has_the_two_forms():
     assert {p.name for p in FORMS_DIR.glob("*.xlsx")} == {
         "household_survey.xlsx", "support_visit.xlsx"}
+
+
+def test_media_folder_is_published_with_the_form(cli, tmp_path):
+    cli("init")
+    form = tmp_path / "logo_form.xlsx"
+    form.write_bytes(_xlsx({
+        "survey": [["type", "name", "label", "media::image"], ["note", "n", "Logo", "logo.png"]],
+        "settings": [["form_id", "version"], ["logo_form", "1"]],
+    }))
+    (tmp_path / "logo_form-media").mkdir()
+    (tmp_path / "logo_form-media" / "logo.png").write_bytes(b"png bytes")
+    result = cli("forms", "publish", str(form))
+    assert result.exit_code == 0 and "logo_form 1" in result.output
+    from tests.support.collect import Collect, FlaskTransport
+
+    cli("user", "add", "v", "--role", "volunteer")
+    url = cli("user", "collect-url", "v", "--base-url", "http://localhost").output.strip()
+    collect = Collect(url, FlaskTransport(cli.app))
+    entry = next(f for f in collect.form_list() if f["formID"] == "logo_form")
+    [media] = collect.manifest(entry)
+    assert media["filename"] == "logo.png"
+    assert collect.download_media(media).body == b"png bytes"
+
+
+def test_forms_state_command(cli):
+    cli("init")
+    assert cli("forms", "state", "support_visit", "closing").output.strip() == (
+        "support_visit closing")
+    result = cli("forms", "state", "nope", "closed")
+    assert result.exit_code == 1 and "does not exist" in result.output

@@ -27,7 +27,8 @@ def authenticate_request() -> None:
 
 def base_url() -> str:
     """External URL of the prefix this request came in under (token prefix kept)."""
-    root = current_app.config["BASE_URL"] or request.host_url
+    # SERVER_BASE_URL is the whole external root (with any path the proxy adds).
+    root = current_app.config["BASE_URL"] or (request.host_url.rstrip("/") + request.script_root)
     prefix = (f"/v1/key/{g.token}/projects/{g.project_id}" if g.token is not None
               else f"/v1/projects/{g.project_id}")
-    return root.rstrip("/") + request.script_root + prefix
+    return root.rstrip("/") + prefix

@@ -132,3 +132,21 @@ def test_unknown_form_and_media_are_404_with_message(collect, photo_xml):
     assert response.status == 404 and response.message
     response = collect.get(f"{base}/no/such/route")
     assert response.status == 404 and response.headers.get("X-OpenRosa-Version") == "1.0"
+
+
+def test_urls_follow_the_proxy_or_the_configured_base(make_app):
+    from tests.support.collect import Collect, FlaskTransport
+    from tests.support.factories import make_ward
+
+    app = make_app(TRUST_PROXY=1)
+    ward = make_ward(app)
+    c = Collect(f"http://localhost/v1/key/{ward.token}/projects/1", FlaskTransport(app))
+    response = c.get(c.form_list_url, headers={"X-Forwarded-Proto": "https",
+                                               "X-Forwarded-Host": "odk.ward.vn"})
+    assert f"https://odk.ward.vn/v1/key/{ward.token}/projects/1/forms/" in response.text
+
+    app = make_app(BASE_URL="https://data.ward.vn/odk")
+    ward = make_ward(app)
+    c = Collect(f"http://localhost/v1/key/{ward.token}/projects/1", FlaskTransport(app))
+    assert f"https://data.ward.vn/odk/v1/key/{ward.token}/projects/1/forms/" in c.get(
+        c.form_list_url).text

@@ -1,0 +1,249 @@
+"""`make bench`: figures measured side by side in one run, printed as a table and written to
+.bench/latest.json. Absolute times on a shared machine mean little; the ratios do.
+
+    ingest   Collect-like clients (8 concurrent, keep-alive, HEAD then POST of a realistic
+             household survey with a photo) against the real server under gunicorn, and
+             against the ceiling: a bare WSGI app under the same gunicorn that only reads
+             the body and answers 201.
+    formList p50/p95 of the form list and of a manifest, with the ward's forms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from tests.support import instances
+from tests.support.collect import Part, multipart_body
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
+SUBMISSIONS = int(os.environ.get("BENCH_SUBMISSIONS", "800"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+CENTRAL = {"ingest_per_s": 118.0, "ingest_p50_ms": 63.0, "formlist_p50_ms": 5.8}
+PHOTO = os.urandom(60_000)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn master and workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class Served:
+    def __init__(self, app_spec: str, env: dict, port: int):
+        self.port = port
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
+             str(WORKERS), "--timeout", "120", app_spec],
+            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                requests.head(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{app_spec} did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def ingest(url: str, xform: bytes, pid: int) -> dict:
+    bodies = []
+    for _ in range(SUBMISSIONS):
+        xml = instances.build(xform, {
+            "g_intro/tdp": "tdp01", "g_intro/hh_mode": "new", "g_intro/contact_result": "met",
+            "g_intro/consent": "yes", "g_head/head_name": "Nguyễn Văn Hùng",
+            "g_head/head_birth_year": "1971", "g_end/house_photo": "house.jpg",
+            "g_end/location": "21.8 105.2 30 5"},
+            repeats={"g_members/members": [
+                {"m_name_eff": "Nguyễn Văn Hùng", "m_birth_year_eff": "1971", "m_basic": "yes"},
+                {"m_name": "Lê Thị Mai", "m_birth_year": "1975", "m_basic": "no"},
+                {"m_name": "Nguyễn Văn An", "m_birth_year": "2001", "m_basic": "yes"}]},
+            instance_id=f"uuid:{uuid.uuid4()}")
+        bodies.append(multipart_body([
+            Part("xml_submission_file", xml, filename="Household survey.xml",
+                 content_type="text/xml"),
+            Part("house.jpg", PHOTO, filename="house.jpg", content_type="image/jpeg")]))
+    latencies: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client(chunk):
+        s = requests.Session()
+        for content_type, body in chunk:
+            t0 = time.perf_counter()
+            s.head(f"{url}/submission?deviceID=collect%3Abench")
+            r = s.post(f"{url}/submission?deviceID=collect%3Abench", data=body,
+                       headers={"Content-Type": content_type, "X-OpenRosa-Version": "1.0"})
+            with lock:
+                latencies.append((time.perf_counter() - t0) * 1000)
+                statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=client, args=(bodies[i::CLIENTS],)) for i in range(CLIENTS)]
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+    ok = sum(1 for s in statuses if s == 201)
+    latencies.sort()
+    return {"per_s": ok / elapsed, "p50_ms": statistics.median(latencies),
+            "p95_ms": latencies[int(len(latencies) * 0.95) - 1], "ok": ok,
+            "cpu_ms_per_submission": 1000 * cpu / max(ok, 1)}
+
+
+def latency(url: str, n: int = 300) -> dict:
+    s = requests.Session()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = s.get(url, headers={"X-OpenRosa-Version": "1.0"})
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.status_code
+    times.sort()
+    return {"p50_ms": statistics.median(times), "p95_ms": times[int(n * 0.95) - 1]}
+
+
+def run_database(label: str, db_url: str | None, tmp: Path) -> dict:
+    data = tmp / label
+    data.mkdir()
+    env = {**os.environ, "SERVER_DATA_DIR": str(data), "SERVER_VALIDATE_FORMS": "0",
+           "SERVER_ADMIN_PASSWORD": "bench admin password"}
+    if db_url:
+        env["SERVER_DATABASE_URL"] = db_url
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "server", *args], env=env, check=True,
+                              capture_output=True, text=True, cwd=REPO).stdout
+
+    cli("init")
+    cli("user", "add", "bench", "--role", "volunteer", "--team", "tdp01")
+    port = free_port()
+    server = Served("server.wsgi:app", env, port)
+    try:
+        base = cli("user", "collect-url", "bench", "--base-url", f"http://127.0.0.1:{port}")
+        base = base.strip()
+        form_list = requests.get(f"{base}/formList").text
+        survey_url = form_list.split("<downloadUrl>")[1].split("</downloadUrl>")[0]
+        manifest_url = form_list.split("<manifestUrl>")[1].split("</manifestUrl>")[0]
+        xform = requests.get(survey_url).content
+        figures = {"formlist": latency(f"{base}/formList"), "manifest": latency(manifest_url),
+                   "ingest": ingest(base, xform, server.proc.pid)}
+    finally:
+        server.stop()
+    return figures
+
+
+@contextlib.contextmanager
+def fresh_database(url: str):
+    """A new PostgreSQL database beside the one named by `url`, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"bench_{os.getpid()}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def main() -> None:
+    results: dict = {"clients": CLIENTS, "submissions": SUBMISSIONS, "workers": WORKERS,
+                     "central": CENTRAL}
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        ceiling = Served("tests.bench_ceiling:app", dict(os.environ), port)
+        try:
+            # the ceiling needs no form: any multipart body is read and answered 201
+            results["ceiling"] = ingest(f"http://127.0.0.1:{port}/x",
+                                        _any_xform(), ceiling.proc.pid)
+        finally:
+            ceiling.stop()
+        results["sqlite"] = run_database("sqlite", None, Path(tmp))
+        pg = os.environ.get("BENCH_DATABASE_URL")
+        if pg:
+            with fresh_database(pg) as url:
+                results["postgresql"] = run_database("postgresql", url, Path(tmp))
+    report(results)
+    out = REPO / ".bench"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwritten to {out / 'latest.json'}")
+
+
+def _any_xform() -> bytes:
+    from server.domain.forms import convert_xlsform
+    from server.domain.ward import apply_ward_lists, load_ward_config
+
+    ward = load_ward_config(REPO / "forms" / "ward.toml")
+    xlsx = apply_ward_lists((REPO / "forms" / "household_survey.xlsx").read_bytes(), ward)
+    return convert_xlsform(xlsx, "household_survey.xlsx")[0]
+
+
+def report(r: dict) -> None:
+    ceiling = r["ceiling"]["per_s"]
+    rows = [("ceiling: ingest (bare WSGI)", f"{ceiling:.0f}/s", "1.00× ceiling")]
+    for db in ("sqlite", "postgresql"):
+        if db not in r:
+            continue
+        ing = r[db]["ingest"]
+        rows += [
+            (f"{db}: ingest", f"{ing['per_s']:.0f}/s",
+             f"{ing['per_s'] / ceiling:.2f}× ceiling, "
+             f"{ing['per_s'] / CENTRAL['ingest_per_s']:.1f}× Central"),
+            (f"{db}: ingest p50 / p95", f"{ing['p50_ms']:.1f} / {ing['p95_ms']:.1f} ms",
+             f"Central p50 {CENTRAL['ingest_p50_ms']:.0f} ms"),
+            (f"{db}: CPU per submission", f"{ing['cpu_ms_per_submission']:.1f} ms", ""),
+            (f"{db}: formList p50 / p95",
+             f"{r[db]['formlist']['p50_ms']:.2f} / {r[db]['formlist']['p95_ms']:.2f} ms",
+             f"{CENTRAL['formlist_p50_ms'] / r[db]['formlist']['p50_ms']:.1f}× faster than "
+             "Central"),
+            (f"{db}: manifest p50 / p95",
+             f"{r[db]['manifest']['p50_ms']:.2f} / {r[db]['manifest']['p95_ms']:.2f} ms", ""),
+        ]
+    width = max(len(a) for a, _, _ in rows)
+    print(f"\n{'figure'.ljust(width)}  {'value':>22}  ratio")
+    for a, b, c in rows:
+        print(f"{a.ljust(width)}  {b:>22}  {c}")
+
+
+if __name__ == "__main__":
+    main()

@@ -258,7 +258,6 @@ def serve(host, port, workers):
     workers = workers or max(2, os.cpu_count() or 1)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"Serving on http://{shown}:{port}/ ({workers} workers)")
-    click.echo(f"  Web UI and login:   http://{shown}:{port}/login")
     click.echo(f"  Collect (password): http://{shown}:{port}/v1/projects/1")
     click.echo("  A volunteer's Collect URL and QR text:")
     click.echo("    .venv/bin/python -m server user add NAME --role volunteer --team tdp01")
@@ -267,5 +266,7 @@ def serve(host, port, workers):
     sys.stdout.flush()
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--timeout", "120", "--graceful-timeout", "30",
+            # threads: a phone uploading slowly over 3G must not hold a whole worker
+            "--worker-class", "gthread", "--threads", "8",
             "server.wsgi:app"]  # no access log: token URLs must not reach logs
     os.execv(sys.executable, args)  # noqa: S606 (replaces this process with gunicorn)

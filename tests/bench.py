@@ -63,7 +63,8 @@ class Served:
         self.port = port
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-             str(WORKERS), "--timeout", "120", app_spec],
+             str(WORKERS), "--worker-class", "gthread", "--threads", "8", "--timeout", "120",
+             app_spec],
             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
             try:

@@ -7,6 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.config import load_config
 from server.db import Database
+from server.domain.generated_media import ListCache
 from server.http_request import ServerRequest
 from server.storage import make_blob_store
 
@@ -20,6 +21,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.extensions["db"] = Database(app.config["DATABASE_URL"])
     app.extensions["blobs"] = make_blob_store(app.config["BLOB_STORE"], app.config["DATA_DIR"])
+    app.extensions["list_cache"] = ListCache()
 
     from server import openrosa
 

@@ -227,3 +227,144 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(50), index=True)
     target: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict | None] = mapped_column(JSONType)
+
+
+# Entities (ODK entity lists; here the ward's households) ------------------------------------
+
+
+class Entity(Base):
+    """The current state of one entity. Every change is also an EntityVersion row."""
+
+    __tablename__ = "entities"
+    __table_args__ = (Index("ix_entities_list", "project_id", "dataset", "tdp"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # v4 UUID, as on devices
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    dataset: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    properties: Mapped[dict] = mapped_column(JSONType)
+    tdp: Mapped[str | None] = mapped_column(String(20))  # copy of properties.tdp, for filtering
+    # Set when de-duplication made this entity an alias of another (the canonical one).
+    canonical_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)
+    conflict: Mapped[str | None] = mapped_column(String(10))  # soft | hard, until resolved
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntityVersion(Base):
+    """Append-only history: one row per accepted change of an entity."""
+
+    __tablename__ = "entity_versions"
+    __table_args__ = (UniqueConstraint("entity_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_id: Mapped[str] = mapped_column(ForeignKey("entities.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(20))  # submission | server | merge
+    submission_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission_versions.id"), index=True)
+    instance_id: Mapped[str | None] = mapped_column(String(255))
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    properties: Mapped[dict] = mapped_column(JSONType)  # the whole state after this change
+    changed_properties: Mapped[dict] = mapped_column(JSONType)
+    conflict: Mapped[str | None] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntityProblem(Base):
+    """An entity action that could not be applied; the submission itself was kept."""
+
+    __tablename__ = "entity_problems"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    submission_version_id: Mapped[int | None] = mapped_column(ForeignKey("submission_versions.id"))
+    entity_id: Mapped[str | None] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ListRevision(Base):
+    """Bumped in the same transaction as any change to what an entity list serves, so a
+    cached CSV is reused exactly as long as it is still right."""
+
+    __tablename__ = "list_revisions"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Household de-duplication -------------------------------------------------------------------
+
+
+class HouseholdSnapshot(Base):
+    """What one household-survey submission says about its household, for matching."""
+
+    __tablename__ = "household_snapshots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    submission_version_id: Mapped[int] = mapped_column(
+        ForeignKey("submission_versions.id"), unique=True)
+    entity_id: Mapped[str] = mapped_column(String(36), index=True)  # as submitted
+    tdp: Mapped[str | None] = mapped_column(String(20))
+    survey_date: Mapped[str | None] = mapped_column(String(10))
+    consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_entity: Mapped[bool] = mapped_column(Boolean, default=False)  # hh_mode = existing
+    data: Mapped[dict] = mapped_column(JSONType)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    current: Mapped[bool] = mapped_column(Boolean, default=True)  # false once edited
+
+
+class HouseholdMember(Base):
+    """One person of a household, linked across snapshots (member UUID kept)."""
+
+    __tablename__ = "household_members"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    household_id: Mapped[str] = mapped_column(String(36), index=True)  # entity it was seen in
+    name: Mapped[str] = mapped_column(Text)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    sex: Mapped[str | None] = mapped_column(String(10))
+    last_snapshot_id: Mapped[int] = mapped_column(ForeignKey("household_snapshots.id"))
+    present: Mapped[bool] = mapped_column(Boolean, default=True)  # in the newest snapshot
+
+
+class DedupePair(Base):
+    """A pair of snapshots that matching looked at: auto-merged or waiting for a person."""
+
+    __tablename__ = "dedupe_pairs"
+    __table_args__ = (UniqueConstraint("snapshot_a", "snapshot_b"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    snapshot_a: Mapped[int] = mapped_column(ForeignKey("household_snapshots.id"))
+    snapshot_b: Mapped[int] = mapped_column(ForeignKey("household_snapshots.id"))
+    entity_a: Mapped[str] = mapped_column(String(36), index=True)
+    entity_b: Mapped[str] = mapped_column(String(36), index=True)
+    rule: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(10))  # match | review
+    score: Mapped[float] = mapped_column()
+    features: Mapped[dict] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | decided | auto
+    decision: Mapped[str | None] = mapped_column(String(20))  # merge | keep_separate | defer
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MergeLogEntry(Base):
+    __tablename__ = "merge_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))  # merge | unmerge | keep_separate
+    canonical_id: Mapped[str] = mapped_column(String(36))
+    alias_id: Mapped[str] = mapped_column(String(36))
+    rule: Mapped[str | None] = mapped_column(String(20))
+    score: Mapped[float | None] = mapped_column()
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # NULL = auto
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+    undone_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,19 +1,27 @@
 """Form attachments the server builds for the requesting user (domain §5).
 
 UTF-8 without BOM, `name,label,…` header first: a BOM would break Collect's `name` column.
+Entity lists are cached per (project, file, tổ scope) and reused while the dataset's revision
+is unchanged, so a formList or manifest request does not rebuild them.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db.models import User
+from server.domain import entities
 
+HOUSEHOLDS = "households"
 HOUSEHOLD_COLUMNS = (
     "name", "label", "__version", "tdp", "street", "street_other", "alley", "house_no",
     "landmark", "head_name", "head_birth_year", "phone_tail", "n_members", "consent", "capable",
@@ -22,6 +30,12 @@ HOUSEHOLD_COLUMNS = (
 )
 MEMBER_COLUMNS = ("name", "label", "hh", "birth_year", "sex")
 VOLUNTEER_COLUMNS = ("name", "label", "tdp")
+
+
+@dataclass(frozen=True)
+class Generated:
+    data: bytes
+    md5: str
 
 
 def to_csv(header: Iterable[str], rows: Iterable[Iterable[object]]) -> bytes:
@@ -38,6 +52,36 @@ def team_label(team: str | None) -> str:
     return "Phường"
 
 
+def scope_of(user: User) -> str | None:
+    """The tổ whose households a user's phone gets; None = the whole ward."""
+    if user.team and user.team != "ward":
+        return user.team
+    return None
+
+
+class ListCache:
+    """A small LRU of generated files, keyed by everything that decides their bytes."""
+
+    def __init__(self, size: int = 512):
+        self._items: OrderedDict[tuple, Generated] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: tuple, build) -> Generated:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        data = build()
+        item = Generated(data, hashlib.md5(data).hexdigest())  # noqa: S324 (OpenRosa's hash)
+        with self._lock:
+            self._items[key] = item
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return item
+
+
 def volunteers_csv(session: Session, project_id: int) -> bytes:
     users = session.scalars(
         select(User).where(User.project_id == project_id, User.role == "volunteer",
@@ -48,21 +92,30 @@ def volunteers_csv(session: Session, project_id: int) -> bytes:
     ))
 
 
-def households_csv(session: Session, project_id: int, user: User) -> bytes:
-    # Household entities are registered from surveys by the households module; until a
-    # project has any, every user gets the header alone (a valid, empty entity list).
-    return to_csv(HOUSEHOLD_COLUMNS, ())
+def households_csv(session: Session, project_id: int, scope: str | None) -> bytes:
+    def row(e):
+        p = e.properties
+        return [e.id, e.label, e.version, *(p.get(c, "") for c in HOUSEHOLD_COLUMNS[3:])]
+
+    return to_csv(HOUSEHOLD_COLUMNS,
+                  (row(e) for e in entities.live_entities(session, project_id, HOUSEHOLDS, scope)))
 
 
-def members_csv(session: Session, project_id: int, user: User) -> bytes:
-    return to_csv(MEMBER_COLUMNS, ())
+def members_csv(session: Session, project_id: int, scope: str | None) -> bytes:
+    from server.domain import households
+
+    return to_csv(MEMBER_COLUMNS, households.member_rows(session, project_id, scope))
 
 
-def render(session: Session, filename: str, project_id: int, user: User) -> bytes:
-    if filename == "volunteers.csv":
-        return volunteers_csv(session, project_id)
-    if filename == "households.csv":
-        return households_csv(session, project_id, user)
-    if filename == "members.csv":
-        return members_csv(session, project_id, user)
-    raise KeyError(filename)
+def render(session: Session, cache: ListCache, filename: str, project_id: int,
+           user: User) -> Generated:
+    if filename == "volunteers.csv":  # a few dozen rows: built every time, always current
+        data = volunteers_csv(session, project_id)
+        return Generated(data, hashlib.md5(data).hexdigest())  # noqa: S324
+    builders = {"households.csv": households_csv, "members.csv": members_csv}
+    if filename not in builders:
+        raise KeyError(filename)
+    scope = scope_of(user)
+    rev = entities.revision(session, project_id, HOUSEHOLDS)
+    return cache.get_or_build((project_id, filename, scope, rev),
+                              lambda: builders[filename](session, project_id, scope))

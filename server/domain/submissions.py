@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import posixpath
 import re
 import uuid
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db.models import Attachment, Submission, SubmissionVersion, utcnow
+from server.domain import entities
 from server.domain import forms as forms_domain
 from server.domain.instance import (
     Envelope,
@@ -41,6 +43,8 @@ from server.errors import (
 )
 from server.storage import BlobStore
 from server.xml import XMLRejected, parse_xml
+
+log = logging.getLogger(__name__)
 
 # Where the household survey keeps the 12-digit identity number (domain §3.1).
 IDENTITY_FIELD = ("g_head", "head_id")
@@ -95,6 +99,7 @@ def ingest(
     uploader: Uploader,
     secret: str,
     pid_key: str,
+    timezone: str = "Asia/Ho_Chi_Minh",
     now: datetime | None = None,
 ) -> IngestResult:
     now = now or utcnow()
@@ -186,7 +191,24 @@ def ingest(
     session.flush()
     session.refresh(version, ["attachments"])
     _upsert_attachments(session, store, version, by_name, now)
+    if envelope.entity is not None and previous is None and version.fields is not None:
+        # A Collect edit changes only the submission, never the entity (openrosa.md §4.8).
+        _apply_entity(session, project_id, schema, envelope, version, timezone, now)
     return _result(version, created=True)
+
+
+def _apply_entity(session, project_id, schema, envelope, version, timezone, now) -> None:
+    """In a savepoint: whatever goes wrong, the submission is still stored and acknowledged."""
+    try:
+        with session.begin_nested():
+            entities.apply_submission(session, project_id=project_id, schema=schema,
+                                      action=envelope.entity, version=version, zone=timezone,
+                                      now=now)
+    except entities.EntityRejected as exc:
+        entities.record_problem(session, project_id, version, exc)
+    except Exception as exc:  # noqa: BLE001  (a bug here must not cost a volunteer's work)
+        log.exception("entity processing failed for %s", version.instance_id)
+        entities.record_problem(session, project_id, version, exc)
 
 
 def _fields(schema, xml: bytes, instance_id: str) -> dict:

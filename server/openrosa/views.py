@@ -8,8 +8,8 @@ from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
 from server.db.models import Form, FormVersion
+from server.domain import entities, generated_media
 from server.domain import forms as forms_domain
-from server.domain import generated_media
 from server.domain.submissions import Uploader, ingest
 from server.errors import FormNotFound, NotFound
 from server.openrosa import render, route
@@ -73,7 +73,7 @@ def manifest(form_id: str, version: str | None = None):
     entries = []
     for media in forms_domain.media_of(session, fv):
         data_md5 = (media.blob.md5 if media.blob is not None
-                    else forms_domain.md5_hex(_generated(media.filename)))
+                    else _generated(media.filename).md5)
         entity_list = media.filename in forms_domain.ENTITY_LISTS
         integrity = (f"{base_url()}/datasets/{media.filename[:-4]}/integrity"
                      if entity_list else None)
@@ -94,14 +94,23 @@ def media_file(form_id: str, filename: str, version: str | None = None):
     if media is None:
         raise NotFound(filename)
     if media.blob is None:
-        data = _generated(filename)
-        return _etagged(data, forms_domain.md5_hex(data), media.content_type, filename)
+        generated = _generated(filename)
+        return _etagged(generated.data, generated.md5, media.content_type, filename)
     data = blob_store().get(session, media.blob_sha256)
     return _etagged(data, media.blob.md5, media.content_type, filename)
 
 
-def _generated(filename: str) -> bytes:
-    return generated_media.render(db_session(), filename, g.project_id, g.user)
+def _generated(filename: str) -> generated_media.Generated:
+    return generated_media.render(db_session(), current_app.extensions["list_cache"], filename,
+                                  g.project_id, g.user)
+
+
+@route("/datasets/<dataset>/integrity", methods=["GET"])
+def dataset_integrity(dataset: str):
+    """Whether each entity id a device asks about was deleted (merged away or erased)."""
+    ids = request.args.get("id", "").split(",")
+    states = entities.integrity(db_session(), g.project_id, dataset, ids)
+    return _xml(render.integrity(states))
 
 
 def _etagged(data: bytes, md5: str, content_type: str, filename: str | None = None) -> Response:
@@ -136,7 +145,7 @@ def submission():
         try:
             result = ingest(session, blob_store(), project_id=g.project_id, raw_xml=upload.xml,
                             files=upload.files, uploader=uploader, secret=cfg["SECRET_KEY"],
-                            pid_key=cfg["PID_KEY"])
+                            pid_key=cfg["PID_KEY"], timezone=cfg["TIMEZONE"])
             session.commit()  # 201 only after the submission and its files are committed
             break
         except IntegrityError:

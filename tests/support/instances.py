@@ -51,6 +51,7 @@ def build(
     instance_id: str | None = None,
     deprecated_id: str | None = None,
     drop: tuple[str, ...] = (),
+    entity: dict[str, str] | None = None,
 ) -> bytes:
     """A filled instance. `drop` removes groups that were not relevant (Collect omits them)."""
     data = primary_instance(xform)
@@ -83,6 +84,17 @@ def build(
             dep = etree.Element("deprecatedID")
             meta.insert(list(meta).index(meta.find("instanceID")) + 1, dep)
         dep.text = deprecated_id
+    if entity is not None:
+        # meta/entity attributes and label, as Collect fills them ("1"/"0" for booleans)
+        node = data.find("meta/entity")
+        for name, value in entity.items():
+            if name == "label":
+                label = node.find("label")
+                if label is None:
+                    label = etree.SubElement(node, "label")
+                label.text = value
+            else:
+                node.set(name, value)
     for path in drop:
         node = data.find(path)
         if node is not None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask, g, jsonify, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.config import load_config
 from server.db import Database
+from server.domain.dedupe import DEFAULT_CONFIG, DedupeConfig
 from server.domain.generated_media import ListCache
+from server.domain.ward import load_ward_config
 from server.http_request import ServerRequest
 from server.storage import make_blob_store
 
@@ -22,6 +26,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions["db"] = Database(app.config["DATABASE_URL"])
     app.extensions["blobs"] = make_blob_store(app.config["BLOB_STORE"], app.config["DATA_DIR"])
     app.extensions["list_cache"] = ListCache()
+    ward_file = Path(app.config["WARD_CONFIG"])
+    app.extensions["ward"] = load_ward_config(ward_file) if ward_file.exists() else None
+    app.extensions["matcher"] = (DedupeConfig.for_ward(app.extensions["ward"])
+                                 if app.extensions["ward"] else DEFAULT_CONFIG)
 
     from server import openrosa
 

@@ -249,6 +249,109 @@ def user_revoke(username):
         click.echo(f"revoked {username}")
 
 
+def _matcher(app):
+    return app.extensions["matcher"]
+
+
+def _actor(session, username: str | None):
+    """Who a command acts as: --as USERNAME, or the first admin (the operator)."""
+    if username:
+        return _user(session, username)
+    from sqlalchemy import select
+
+    from server.db.models import User
+
+    admin = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+    if admin is None:
+        raise CommandError("no admin exists yet: run init first")
+    return admin
+
+
+@main.command()
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def dedupe(project_id):
+    """Re-run household matching over everything and print a summary."""
+    from server.domain import matching
+
+    with app_session() as (app, session):
+        _require_project(session, project_id)
+        s = matching.rerun(session, project_id, _matcher(app))
+        accounts.audit(session, "households.dedupe", target=str(project_id))
+        click.echo(f"snapshots {s.snapshots}  pairs {s.pairs}  pending review {s.review}  "
+                   f"merges {s.merges}  unmerges {s.unmerges}  skipped blocks {s.skipped_blocks}")
+
+
+@main.group()
+def households():
+    """The household register: duplicates, merges and their undo."""
+
+
+@households.command("review")
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def households_review(project_id):
+    """Pending review pairs: PAIR_ID RULE SCORE HOUSEHOLD_A HOUSEHOLD_B."""
+    from server.domain import matching
+
+    with app_session() as (_app, session):
+        for p in matching.pending_pairs(session, project_id):
+            click.echo(f"{p.id} {p.rule} {p.score:.3f} {p.entity_a} {p.entity_b}")
+
+
+@households.command("decide")
+@click.argument("pair_id", type=int)
+@click.argument("decision", type=click.Choice(("merge", "keep_separate", "defer")))
+@click.option("--note")
+@click.option("--as", "as_user", help="the supervisor deciding (default: the first admin)")
+def households_decide(pair_id, decision, note, as_user):
+    from server.domain import matching
+
+    with app_session() as (app, session):
+        actor = _actor(session, as_user)
+        try:
+            matching.decide(session, pair_id, decision, actor, _matcher(app), note=note)
+        except matching.DecisionError as exc:
+            raise CommandError(str(exc)) from exc
+        accounts.audit(session, "households.decide", actor=actor, target=str(pair_id),
+                       decision=decision, note=note)
+        click.echo(f"{pair_id} {decision}")
+
+
+@households.command("merge")
+@click.argument("id_a")
+@click.argument("id_b")
+@click.option("--as", "as_user")
+def households_merge(id_a, id_b, as_user):
+    """Merge two households; the one created first stays canonical."""
+    from server.domain import matching
+
+    with app_session() as (app, session):
+        actor = _actor(session, as_user)
+        try:
+            canonical = matching.merge(session, id_a.lower(), id_b.lower(), actor, _matcher(app))
+        except matching.DecisionError as exc:
+            raise CommandError(str(exc)) from exc
+        accounts.audit(session, "households.merge", actor=actor, target=canonical,
+                       households=[id_a, id_b])
+        click.echo(canonical)
+
+
+@households.command("unmerge")
+@click.argument("alias_id")
+@click.option("--as", "as_user")
+def households_unmerge(alias_id, as_user):
+    """Undo a merge: the alias becomes a household of its own again."""
+    from server.domain import matching
+
+    with app_session() as (app, session):
+        actor = _actor(session, as_user)
+        try:
+            matching.unmerge(session, alias_id.lower(), actor, _matcher(app))
+        except matching.DecisionError as exc:
+            raise CommandError(str(exc)) from exc
+        accounts.audit(session, "households.unmerge", actor=actor, target=alias_id)
+        click.echo(f"{alias_id} unmerged")
+
+
 @main.command()
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="HOST")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int)

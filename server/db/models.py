@@ -315,6 +315,20 @@ class HouseholdSnapshot(Base):
     data: Mapped[dict] = mapped_column(JSONType)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     current: Mapped[bool] = mapped_column(Boolean, default=True)  # false once edited
+    # member_id of each member record, in form order (kept stable across re-runs)
+    member_ids: Mapped[list | None] = mapped_column(JSONType)
+
+
+class HouseholdBlockKey(Base):
+    """The blocking keys (domain §7.4) of each snapshot, so a new snapshot finds its
+    candidates with an indexed query whose cost grows with the block, not the ward."""
+
+    __tablename__ = "household_block_keys"
+    __table_args__ = (Index("ix_household_block_keys_key", "project_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    key: Mapped[str] = mapped_column(String(40))  # sha1 of the key's JSON
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("household_snapshots.id"), index=True)
 
 
 class HouseholdMember(Base):

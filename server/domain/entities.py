@@ -184,6 +184,12 @@ def _history(session, entity: Entity, source, version, base, changed, conflict, 
     ))
 
 
+def record_version(session: Session, entity: Entity, source: str, changed: dict,
+                   now: datetime) -> None:
+    """History row for a change the server made itself (merge, recompute, erasure)."""
+    _history(session, entity, source, None, None, changed, None, now)
+
+
 def record_problem(session: Session, project_id: int, version: SubmissionVersion | None,
                    exc: EntityRejected | Exception) -> None:
     kind = getattr(exc, "kind", "error")

@@ -78,6 +78,11 @@ def record_snapshot(session: Session, project_id: int, version: SubmissionVersio
     return snap
 
 
+def snapshot_of(session: Session, version: SubmissionVersion) -> HouseholdSnapshot | None:
+    return session.scalar(select(HouseholdSnapshot).where(
+        HouseholdSnapshot.submission_version_id == version.id))
+
+
 def member_rows(session: Session, project_id: int, scope: str | None):
     """members.csv rows: the people of the latest consented snapshot of each listed household."""
     q = (select(HouseholdMember, Entity.id)

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db.models import Attachment, Submission, SubmissionVersion, utcnow
-from server.domain import entities
+from server.domain import entities, households, matching
 from server.domain import forms as forms_domain
+from server.domain.dedupe import DEFAULT_CONFIG, DedupeConfig
 from server.domain.instance import (
     Envelope,
     blank_identity_number,
@@ -100,6 +101,7 @@ def ingest(
     secret: str,
     pid_key: str,
     timezone: str = "Asia/Ho_Chi_Minh",
+    matcher: DedupeConfig | None = None,
     now: datetime | None = None,
 ) -> IngestResult:
     now = now or utcnow()
@@ -191,23 +193,41 @@ def ingest(
     session.flush()
     session.refresh(version, ["attachments"])
     _upsert_attachments(session, store, version, by_name, now)
-    if envelope.entity is not None and previous is None and version.fields is not None:
-        # A Collect edit changes only the submission, never the entity (openrosa.md §4.8).
-        _apply_entity(session, project_id, schema, envelope, version, timezone, now)
+    if version.fields is not None and schema.entity is not None:
+        _households(session, project_id, schema, envelope, version, previous, timezone,
+                    matcher or DEFAULT_CONFIG, now)
     return _result(version, created=True)
 
 
-def _apply_entity(session, project_id, schema, envelope, version, timezone, now) -> None:
-    """In a savepoint: whatever goes wrong, the submission is still stored and acknowledged."""
+def _households(session, project_id, schema, envelope, version, previous, timezone, matcher,
+                now) -> None:
+    """Entity action, then the household snapshot and its matching, each in a savepoint:
+    whatever goes wrong, the submission is still stored and acknowledged."""
+    # A Collect edit changes only the submission, never the entity (openrosa.md §4.8).
+    if envelope.entity is not None and previous is None:
+        try:
+            with session.begin_nested():
+                entities.apply_submission(session, project_id=project_id, schema=schema,
+                                          action=envelope.entity, version=version,
+                                          zone=timezone, now=now)
+        except entities.EntityRejected as exc:
+            entities.record_problem(session, project_id, version, exc)
+        except Exception as exc:  # noqa: BLE001  (a bug here must not cost a volunteer's work)
+            log.exception("entity processing failed for %s", version.instance_id)
+            entities.record_problem(session, project_id, version, exc)
+    if schema.form_id != households.SURVEY_FORM:
+        return
     try:
         with session.begin_nested():
-            entities.apply_submission(session, project_id=project_id, schema=schema,
-                                      action=envelope.entity, version=version, zone=timezone,
-                                      now=now)
-    except entities.EntityRejected as exc:
-        entities.record_problem(session, project_id, version, exc)
-    except Exception as exc:  # noqa: BLE001  (a bug here must not cost a volunteer's work)
-        log.exception("entity processing failed for %s", version.instance_id)
+            replaced = households.snapshot_of(session, previous) if previous else None
+            entity_id = (replaced.entity_id if replaced is not None
+                         else (envelope.entity.id if envelope.entity else "") or "")
+            snap = households.record_snapshot(session, project_id, version,
+                                              entity_id.strip().lower(), now)
+            if snap is not None and entities.resolve(session, snap.entity_id)[0] is not None:
+                matching.on_snapshot(session, project_id, snap, matcher, replaced, now)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("household matching failed for %s", version.instance_id)
         entities.record_problem(session, project_id, version, exc)
 
 

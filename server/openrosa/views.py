@@ -145,7 +145,8 @@ def submission():
         try:
             result = ingest(session, blob_store(), project_id=g.project_id, raw_xml=upload.xml,
                             files=upload.files, uploader=uploader, secret=cfg["SECRET_KEY"],
-                            pid_key=cfg["PID_KEY"], timezone=cfg["TIMEZONE"])
+                            pid_key=cfg["PID_KEY"], timezone=cfg["TIMEZONE"],
+                            matcher=current_app.extensions["matcher"])
             session.commit()  # 201 only after the submission and its files are committed
             break
         except IntegrityError:

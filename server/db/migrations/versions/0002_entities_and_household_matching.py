@@ -117,6 +117,7 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('uploaded_at', server.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('current', sa.Boolean(), nullable=False),
+    sa.Column('member_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], ),
     sa.ForeignKeyConstraint(['submission_version_id'], ['submission_versions.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -155,6 +156,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_dedupe_pairs_entity_b'), ['entity_b'], unique=False)
         batch_op.create_index(batch_op.f('ix_dedupe_pairs_project_id'), ['project_id'], unique=False)
 
+    op.create_table('household_block_keys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=40), nullable=False),
+    sa.Column('snapshot_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], ),
+    sa.ForeignKeyConstraint(['snapshot_id'], ['household_snapshots.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('household_block_keys', schema=None) as batch_op:
+        batch_op.create_index('ix_household_block_keys_key', ['project_id', 'key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_household_block_keys_snapshot_id'), ['snapshot_id'], unique=False)
+
     op.create_table('household_members',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -178,6 +192,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_household_members_household_id'))
 
     op.drop_table('household_members')
+    with op.batch_alter_table('household_block_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_household_block_keys_snapshot_id'))
+        batch_op.drop_index('ix_household_block_keys_key')
+
+    op.drop_table('household_block_keys')
     with op.batch_alter_table('dedupe_pairs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dedupe_pairs_project_id'))
         batch_op.drop_index(batch_op.f('ix_dedupe_pairs_entity_b'))

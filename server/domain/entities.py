@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.db.models import (
+    AuditEntry,
     Entity,
     EntityProblem,
     EntityVersion,
@@ -170,6 +171,10 @@ def _update(session, entity: Entity, alias, action, props, label, version, now) 
         entity.conflict = "hard"
     session.flush()
     _history(session, entity, "submission", version, base, changed, conflict, now)
+    if alias:  # e.g. a visit made offline before the merge: it counts for the canonical one
+        session.add(AuditEntry(action="entity.alias_remapped", target=alias, at=now,
+                               details={"canonical_id": entity.id,
+                                        "instance_id": version.instance_id}))
     bump_revision(session, entity.project_id, entity.dataset)
     return Applied(entity.id, entity.version, created=False, conflict=conflict, via_alias=alias)
 

@@ -156,3 +156,20 @@ def test_dedupe_rerun_equals_incremental(app, collect, xforms, cli):
     assert cli("dedupe").exit_code == 0
     assert {(e.id, e.canonical_id) for e in rows(app, Entity)} == before
     assert str(uuid.uuid4())
+
+
+def test_visit_naming_an_alias_updates_the_canonical_household(app, collect, xforms):
+    from server.db.models import AuditEntry
+    from tests.support import instances
+
+    a = add(collect, xforms, "Phạm Văn Đức", phone="0983123456")
+    b = add(collect, xforms, "Phạm Văn Đức", phone="0983123456")
+    visit = instances.build(xforms["support_visit"], {
+        "g_hh/tdp": "tdp01", "g_hh/hh": b, "g_close/update_status": "yes",
+        "e_needs_followup": "yes", "e_last_visit": "2026-11-22"},
+        entity={"id": b, "update": "1", "baseVersion": "1"})
+    assert collect.submit(visit)[0].status == 201
+    [row] = households_csv(collect)
+    assert row["name"] == a and row["needs_followup"] == "yes"
+    assert [(e.action, e.target) for e in rows(app, AuditEntry)] == [
+        ("entity.alias_remapped", b)]

@@ -130,7 +130,35 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
     session.flush()
     seeds = {row.entity_id, *(o.entity_id for o in others)}
     recluster(session, project_id, config, seeds, summary, now=now)
+    household = entities.resolve(session, row.entity_id)[0]
+    family = _component(session, project_id, {row.entity_id})
+    nearby = session.scalars(select(HouseholdSnapshot).where(
+        HouseholdSnapshot.current.is_(True),
+        or_(HouseholdSnapshot.entity_id.in_(family),
+            HouseholdSnapshot.id.in_([o.id for o in others])))).all()
+    if household is not None:
+        record_reasons(session, project_id, nearby, config, now)
     return summary
+
+
+def record_reasons(session: Session, project_id: int, rows, config, now) -> int:
+    """The other §7.8 triggers (head changed, shared phone, tổ changed) as review items."""
+    from server.db.models import EntityProblem
+
+    canonical = dict(session.execute(select(Entity.id, Entity.canonical_id).where(
+        Entity.id.in_({r.entity_id for r in rows}), Entity.canonical_id.is_not(None))).all())
+    added = 0
+    for reason in dedupe.review_reasons([to_snapshot(r) for r in rows], config, canonical):
+        kind = f"review_{reason.kind}"
+        exists = session.scalar(select(EntityProblem.id).where(
+            EntityProblem.project_id == project_id, EntityProblem.kind == kind,
+            EntityProblem.entity_id == reason.household_ids[0],
+            EntityProblem.message == reason.detail))
+        if exists is None:
+            session.add(EntityProblem(project_id=project_id, entity_id=reason.household_ids[0],
+                                      kind=kind, message=reason.detail, at=now))
+            added += 1
+    return added
 
 
 def _store_pair(session: Session, project_id: int, result: dedupe.PairResult,
@@ -384,6 +412,7 @@ def rerun(session: Session, project_id: int, config: dedupe.DedupeConfig) -> Sum
             session.delete(p)
     session.flush()
     recluster(session, project_id, config, None, summary, now=now)
+    record_reasons(session, project_id, rows, config, now)
     summary.pairs = session.scalar(select(func.count()).select_from(DedupePair).where(
         DedupePair.project_id == project_id)) or 0
     summary.review = session.scalar(select(func.count()).select_from(DedupePair).where(

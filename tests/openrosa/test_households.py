@@ -173,3 +173,12 @@ def test_visit_naming_an_alias_updates_the_canonical_household(app, collect, xfo
     assert row["name"] == a and row["needs_followup"] == "yes"
     assert [(e.action, e.target) for e in rows(app, AuditEntry)] == [
         ("entity.alias_remapped", b)]
+
+
+def test_one_phone_on_three_households_is_flagged(app, collect, xforms):
+    from server.db.models import EntityProblem
+
+    for head, year in (("Lê Văn Lâm", "1969"), ("Đỗ Thị Hạnh", "1950"), ("Ma Văn Tư", "1930")):
+        add(collect, xforms, head, year=year, house=year[-2:], phone="0977222333")
+    assert len(live(app)) == 3
+    assert [p.kind for p in rows(app, EntityProblem)] == ["review_shared_phone"]

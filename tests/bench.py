@@ -203,6 +203,10 @@ def main() -> None:
         if pg:
             with fresh_database(pg) as url:
                 results["postgresql"] = run_database("postgresql", url, Path(tmp))
+    if os.environ.get("BENCH_DEDUPE", "1") == "1":
+        from tests import bench_dedupe
+
+        results["dedupe"] = bench_dedupe.run()
     report(results)
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
@@ -239,6 +243,26 @@ def report(r: dict) -> None:
              "Central"),
             (f"{db}: manifest p50 / p95",
              f"{r[db]['manifest']['p50_ms']:.2f} / {r[db]['manifest']['p95_ms']:.2f} ms", ""),
+        ]
+    d = r.get("dedupe")
+    if d:
+        rows += [
+            ("dedupe: synthetic ward", f"{d['households']} households", f"{d['entities']} "
+             f"entities, {d['snapshots']} snapshots, {d['true_pairs']} true pairs"),
+            ("dedupe: auto-merge precision", f"{d['auto_precision']:.4f}", "target ≥ 0.995"),
+            ("dedupe: hard-negative merges", f"{d['hard_negative_merges']}", "target 0"),
+            ("dedupe: recall with review", f"{d['recall_with_review']:.4f}", "target ≥ 0.95"),
+            ("dedupe: review queue", f"{d['review_pairs']} pairs",
+             f"{100 * d['review_share']:.2f} % of households (target ≤ 2 %)"),
+            ("dedupe: B-cubed precision / recall",
+             f"{d['bcubed_precision']:.4f} / {d['bcubed_recall']:.4f}", ""),
+            ("dedupe: households matched at ingest", f"{d['households_matched_per_s']:.0f}/s",
+             "whole ingest, one transaction per upload"),
+            ("dedupe: full re-run", f"{d['rerun_s']:.1f} s",
+             "target < 10 s" + ("" if d["rerun_same_result"] else "; DIFFERS from ingest")),
+            ("dedupe: ingest cost with matching", f"{d['ingest_ms_with_matching']:.1f} ms",
+             f"{d['matching_cost_ratio']:.2f}× without ({d['ingest_ms_without_matching']:.1f} "
+             "ms; target ≤ 1.2×)"),
         ]
     width = max(len(a) for a, _, _ in rows)
     print(f"\n{'figure'.ljust(width)}  {'value':>22}  ratio")

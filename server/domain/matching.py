@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from server.db.models import (
@@ -69,8 +69,9 @@ def key_hash(key: tuple) -> str:
 
 def _index(session: Session, project_id: int, row: HouseholdSnapshot, keys) -> list[str]:
     hashes = sorted({key_hash(k) for k in dedupe.block_keys(keys)})
-    session.add_all(HouseholdBlockKey(project_id=project_id, key=h, snapshot_id=row.id)
-                    for h in hashes)
+    if hashes:  # one executemany, not one ORM object per key
+        session.execute(insert(HouseholdBlockKey), [
+            {"project_id": project_id, "key": h, "snapshot_id": row.id} for h in hashes])
     return hashes
 
 
@@ -128,17 +129,37 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
             summary.pairs += 1
             summary.review += result.outcome == dedupe.Outcome.REVIEW
     session.flush()
+    if summary.pairs == 0 and _alone(session, project_id, row.entity_id):
+        # Nothing links this household to another: no clustering to redo, only its people.
+        own = list(session.scalars(select(HouseholdSnapshot).where(
+            HouseholdSnapshot.entity_id == row.entity_id, HouseholdSnapshot.current.is_(True))))
+        session.execute(delete(HouseholdMember).where(
+            HouseholdMember.project_id == project_id,
+            HouseholdMember.household_id == row.entity_id))
+        relink_members(session, project_id, row.entity_id, own, config, set())
+        record_reasons(session, project_id, [*own, *others], config, now)
+        return summary
     seeds = {row.entity_id, *(o.entity_id for o in others)}
     recluster(session, project_id, config, seeds, summary, now=now)
-    household = entities.resolve(session, row.entity_id)[0]
     family = _component(session, project_id, {row.entity_id})
     nearby = session.scalars(select(HouseholdSnapshot).where(
         HouseholdSnapshot.current.is_(True),
         or_(HouseholdSnapshot.entity_id.in_(family),
             HouseholdSnapshot.id.in_([o.id for o in others])))).all()
-    if household is not None:
-        record_reasons(session, project_id, nearby, config, now)
+    record_reasons(session, project_id, nearby, config, now)
     return summary
+
+
+def _alone(session: Session, project_id: int, entity_id: str) -> bool:
+    """No pair and no alias involves this household yet."""
+    paired = session.scalar(select(DedupePair.id).where(
+        DedupePair.project_id == project_id,
+        or_(DedupePair.entity_a == entity_id, DedupePair.entity_b == entity_id)).limit(1))
+    if paired is not None:
+        return False
+    return session.scalar(select(Entity.id).where(
+        or_(Entity.canonical_id == entity_id,
+            (Entity.id == entity_id) & Entity.canonical_id.is_not(None))).limit(1)) is None
 
 
 def record_reasons(session: Session, project_id: int, rows, config, now) -> int:

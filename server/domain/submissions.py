@@ -102,8 +102,11 @@ def ingest(
     pid_key: str,
     timezone: str = "Asia/Ho_Chi_Minh",
     matcher: DedupeConfig | None = None,
+    match: bool = True,
     now: datetime | None = None,
 ) -> IngestResult:
+    """Store one submission (see module docstring). `match=False` records household snapshots
+    without matching them, for bulk loads that end with a full `dedupe` re-run."""
     now = now or utcnow()
     try:
         root = parse_xml(raw_xml)
@@ -195,7 +198,7 @@ def ingest(
     _upsert_attachments(session, store, version, by_name, now)
     if version.fields is not None and schema.entity is not None:
         _households(session, project_id, schema, envelope, version, previous, timezone,
-                    matcher or DEFAULT_CONFIG, now)
+                    (matcher or DEFAULT_CONFIG) if match else None, now)
     return _result(version, created=True)
 
 
@@ -224,7 +227,8 @@ def _households(session, project_id, schema, envelope, version, previous, timezo
                          else (envelope.entity.id if envelope.entity else "") or "")
             snap = households.record_snapshot(session, project_id, version,
                                               entity_id.strip().lower(), now)
-            if snap is not None and entities.resolve(session, snap.entity_id)[0] is not None:
+            if (matcher is not None and snap is not None
+                    and entities.resolve(session, snap.entity_id)[0] is not None):
                 matching.on_snapshot(session, project_id, snap, matcher, replaced, now)
     except Exception as exc:  # noqa: BLE001
         log.exception("household matching failed for %s", version.instance_id)

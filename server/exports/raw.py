@@ -1,0 +1,363 @@
+"""Raw submissions in ODK Central's CSV layout, so tools written for Central read ours unchanged.
+
+One root table named after the form id, one table per repeat (``<formId>-<repeat>``, ``~1``,
+``~2`` when names repeat), and a zip with every table plus ``media/``. Columns come from the
+form's current version; values come from ``SubmissionVersion.fields`` (parsed once at ingest,
+shape in ``server.domain.instance``), never from XML. Rows stream from the database in batches
+(a server-side cursor on PostgreSQL), so memory stays flat whatever the number of submissions.
+
+Where Central is silent or we differ: ``KEY`` (and the repeat keys) is the submission's first
+instanceID, as Central's logical submission id, while ``meta-instanceID`` holds the current
+version's; colliding media names get ``~2``, ``~3`` before the extension.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, false, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from server.db.models import Attachment, Form, FormVersion, Submission, SubmissionVersion, User
+from server.domain.forms import schema_of
+from server.domain.xform_schema import Field, FormSchema
+from server.exports.tables import Table, csv_chunks
+from server.storage import BlobStore, FileBlobStore
+
+__all__ = ["RawFilters", "REVIEW_STATES", "raw_tables", "raw_count", "write_zip"]
+
+_BATCH = 500  # rows per database round trip
+REVIEW_STATES = ("received", "has_issues", "approved", "rejected")
+# Central's words for our review states; "edited" is derived (edits, no review yet).
+_REVIEW_WORDS = {"received": "", "has_issues": "hasIssues", "approved": "approved",
+                 "rejected": "rejected"}
+_ROOT_META = ["KEY", "SubmitterID", "SubmitterName", "AttachmentsPresent",
+              "AttachmentsExpected", "Status", "ReviewState", "DeviceID", "Edits", "FormVersion"]
+_GEO_PARTS = ("Latitude", "Longitude", "Altitude", "Accuracy")
+SV = SubmissionVersion
+
+
+@dataclass(frozen=True)
+class RawFilters:
+    """Which submissions to export; every filter given must match (empty/None = any).
+
+    ``period`` is (first day, last day), both inclusive and either may be None, cut in the
+    server's time zone and applied to the submission's first receipt. ``tdp`` is the value of
+    the root field named ``tdp`` (in whatever group). ``submitter_id`` is a user id.
+    """
+
+    period: tuple[date | None, date | None] | None = None
+    review_states: tuple[str, ...] = ()
+    tdp: str | None = None
+    submitter_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A leaf field's cells in a table: one, four (geopoint) or 1 + split values."""
+
+    field: Field
+    header: str
+    split: tuple[str, ...] | None  # select_multiple values seen, when splitting
+
+    def headers(self) -> list[str]:
+        if self.field.type == "geopoint":
+            return [f"{self.header}-{part}" for part in _GEO_PARTS]
+        return [self.header, *(f"{self.header}/{v}" for v in self.split or ())]
+
+    def cells(self, value: str | None) -> list[Any]:
+        value = value or ""
+        if self.field.type == "geopoint":
+            return (value.split() + ["", "", "", ""])[:4]
+        if self.split is None:
+            return [value]
+        chosen = set(value.split())
+        return [value, *(1 if v in chosen else 0 for v in self.split)]
+
+
+def raw_tables(
+    session: Session,
+    form: Form,
+    *,
+    filters: RawFilters = RawFilters(),  # noqa: B008 (frozen, so sharing it is harmless)
+    split_select_multiples: bool = False,
+    group_paths: bool = True,
+    timezone: str = "Asia/Ho_Chi_Minh",
+) -> list[Table]:
+    """The root table, then one table per repeat in depth-first order; rows are lazy.
+
+    With ``split_select_multiples`` the values seen in the filtered rows are read first (one
+    cheap query over the stored fields), because they decide the columns.
+    """
+    schema = _current_schema(session, form)
+    where = _conditions(session, form, filters, timezone)
+    leaves = [f for f in schema.fields if f.kind == "field"]
+    seen = _seen_values(session, form, leaves, where) if split_select_multiples else None
+
+    def columns(fields: list[Field]) -> list[_Column]:
+        return [
+            _Column(f, f.table_path.replace("/", "-") if group_paths else f.name,
+                    (seen.get(f.path, ()) if seen is not None and f.select_multiple else None))
+            for f in fields
+        ]
+
+    root_cols = columns([f for f in leaves if f.repeat is None])
+    tables = [Table(_sanitize(form.xml_form_id),
+                    ["SubmissionDate", *_flat(c.headers() for c in root_cols), *_ROOT_META],
+                    partial(_root_rows, session, form.id, where, root_cols))]
+    repeats = schema.repeats()
+    names = [r.name for r in repeats]
+    counts: dict[str, int] = {}
+    for repeat in repeats:
+        name = f"{form.xml_form_id}-{repeat.name}"
+        if names.count(repeat.name) > 1:
+            counts[repeat.name] = counts.get(repeat.name, 0) + 1
+            name += f"~{counts[repeat.name]}"
+        cols = columns([f for f in leaves if f.repeat == repeat.path])
+        tables.append(Table(_sanitize(name),
+                            [*_flat(c.headers() for c in cols), "PARENT_KEY", "KEY"],
+                            partial(_repeat_rows, session, form.id, where, repeat.rel_path, cols)))
+    return tables
+
+
+def raw_count(session: Session, form: Form, *, filters: RawFilters = RawFilters(),  # noqa: B008
+              timezone: str = "Asia/Ho_Chi_Minh") -> int:
+    """Number of root rows the same filters give (for a progress bar)."""
+    stmt = _base(select(func.count()), form.id, _conditions(session, form, filters, timezone))
+    return session.scalar(stmt) or 0
+
+
+def write_zip(
+    session: Session,
+    store: BlobStore,
+    form: Form,
+    out_path: Path,
+    *,
+    filters: RawFilters = RawFilters(),  # noqa: B008
+    split_select_multiples: bool = False,
+    group_paths: bool = True,
+    bom: bool = True,
+    timezone: str = "Asia/Ho_Chi_Minh",
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Central's ``submissions.csv.zip``: every table as CSV, then ``media/<name>``.
+
+    Written to a ``.part`` file and renamed, so a failed export never leaves a zip that
+    looks complete. ``progress`` gets the number of CSV lines written, chunk by chunk.
+    """
+    out_path = Path(out_path)
+    tables = raw_tables(session, form, filters=filters, timezone=timezone,
+                        split_select_multiples=split_select_multiples, group_paths=group_paths)
+    part = out_path.with_name(out_path.name + ".part")
+    try:
+        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for table in tables:
+                with zf.open(f"{table.name}.csv", "w") as fh:
+                    for chunk in csv_chunks(table, bom=bom):
+                        fh.write(chunk.encode("utf-8"))
+                        if progress:
+                            progress(chunk.count("\r\n"))
+            where = _conditions(session, form, filters, timezone)
+            for name, sha256 in _media(session, form.id, where):
+                if isinstance(store, FileBlobStore):
+                    zf.write(store.path(sha256), f"media/{name}")
+                else:
+                    zf.writestr(f"media/{name}", store.get(session, sha256))
+        part.replace(out_path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+def _current_schema(session: Session, form: Form) -> FormSchema:
+    version = session.get(FormVersion, form.current_version_id)
+    if version is None:
+        raise ValueError(f"form {form.xml_form_id!r} has no published version")
+    return schema_of(version.xml)
+
+
+def _conditions(session: Session, form: Form, filters: RawFilters, timezone: str) -> list:
+    """WHERE clauses on Submission and its current SubmissionVersion for the filters."""
+    where = []
+    if filters.period is not None:
+        zone = ZoneInfo(timezone)
+        start, end = filters.period
+        if start is not None:
+            where.append(Submission.created_at >= datetime.combine(start, time.min, zone))
+        if end is not None:
+            after = datetime.combine(end + timedelta(days=1), time.min, zone)
+            where.append(Submission.created_at < after)
+    if filters.review_states:
+        unknown = set(filters.review_states) - set(REVIEW_STATES)
+        if unknown:
+            raise ValueError(f"unknown review state(s): {', '.join(sorted(unknown))}")
+        where.append(Submission.review_state.in_(filters.review_states))
+    if filters.tdp is not None:
+        # The tdp field may sit in another group in an older version: look at every version.
+        xmls = session.scalars(select(FormVersion.xml).where(FormVersion.form_id == form.id))
+        paths = sorted({f.rel_path for xml in xmls for f in schema_of(xml).fields
+                        if f.kind == "field" and f.repeat is None and f.name == "tdp"})
+        where.append(or_(false(), *(SV.fields[("root", p)].as_string() == filters.tdp
+                                    for p in paths)))
+    if filters.submitter_id is not None:
+        where.append(Submission.submitter_id == filters.submitter_id)
+    return where
+
+
+def _base(stmt: Select, form_id: int, where: list) -> Select:
+    """Filtered submissions of the form joined to their current version."""
+    return (stmt.select_from(Submission)
+            .join(SV, (SV.submission_id == Submission.id) & (SV.current == true()))
+            .where(Submission.form_id == form_id, *where))
+
+
+def _stream(session: Session, stmt: Select) -> Iterator[Any]:
+    """Rows batch by batch (server-side cursor on PostgreSQL): never all of them at once."""
+    result = session.execute(stmt.execution_options(yield_per=_BATCH))
+    try:
+        for batch in result.partitions():
+            yield from batch
+    finally:
+        result.close()
+
+
+def _seen_values(session: Session, form: Form, leaves: list[Field],
+                 where: list) -> dict[str, tuple[str, ...]]:
+    """Distinct select_multiple values in the filtered, readable rows, sorted (as Central)."""
+    seen: dict[str, set[str]] = {f.path: set() for f in leaves if f.select_multiple}
+    root = [f for f in leaves if f.select_multiple and f.repeat is None]
+    readable = [*where, SV.encrypted == false()]
+    if root:
+        stmt = _base(select(*(SV.fields[("root", f.rel_path)].as_string() for f in root))
+                     .distinct(), form.id, readable)
+        for row in _stream(session, stmt):
+            for f, value in zip(root, row, strict=True):
+                seen[f.path].update((value or "").split())
+    by_repeat: dict[str, list[Field]] = {}
+    for f in leaves:
+        if f.select_multiple and f.repeat is not None:
+            by_repeat.setdefault(f.repeat, []).append(f)
+    if by_repeat:
+        rels = [r.split("/", 2)[2] for r in by_repeat]
+        stmt = _base(select(*(SV.fields[("repeats", rel)] for rel in rels)), form.id, readable)
+        for row in _stream(session, stmt):
+            for fields, items in zip(by_repeat.values(), row, strict=True):
+                for item in items or ():
+                    values = item.get("values") or {}
+                    for f in fields:
+                        seen[f.path].update((values.get(f.table_path) or "").split())
+    return {path: tuple(sorted(values)) for path, values in seen.items()}
+
+
+def _root_rows(session: Session, form_id: int, where: list,
+               columns: list[_Column]) -> Iterator[list[Any]]:
+    edits = (select(SV.submission_id.label("sid"), (func.count() - 1).label("n"))
+             .where(SV.form_id == form_id).group_by(SV.submission_id).subquery())
+    current = select(SV.id).where(SV.form_id == form_id, SV.current == true())
+    files = (select(Attachment.submission_version_id.label("vid"),
+                    func.count().label("expected"),
+                    func.count(Attachment.blob_sha256).label("present"))
+             .where(Attachment.submission_version_id.in_(current))
+             .group_by(Attachment.submission_version_id).subquery())
+    stmt = (_base(select(Submission.created_at, Submission.instance_id, Submission.submitter_id,
+                         User.display_name, files.c.present, files.c.expected, SV.encrypted,
+                         Submission.review_state, Submission.device_id, edits.c.n,
+                         FormVersion.version, SV.fields), form_id, where)
+            .join(FormVersion, FormVersion.id == SV.form_version_id)
+            .join(edits, edits.c.sid == Submission.id)
+            .outerjoin(files, files.c.vid == SV.id)
+            .outerjoin(User, User.id == Submission.submitter_id)
+            .order_by(Submission.id))
+    width = sum(len(c.headers()) for c in columns)
+    for (created, key, submitter, name, present, expected, encrypted, review, device, n,
+         version, fields) in _stream(session, stmt):
+        cells: list[Any] = [_iso(created)]
+        if encrypted:
+            cells += [""] * width
+        else:
+            values = (fields or {}).get("root") or {}
+            for col in columns:
+                cells += col.cells(values.get(col.field.table_path))
+        state = "edited" if review == "received" and n else _REVIEW_WORDS.get(review, review)
+        cells += [key, submitter, name, present or 0, expected or 0,
+                  "not decrypted" if encrypted else "", state, device, n, version]
+        yield cells
+
+
+def _repeat_rows(session: Session, form_id: int, where: list, rel_path: str,
+                 columns: list[_Column]) -> Iterator[list[Any]]:
+    stmt = (_base(select(Submission.instance_id, SV.instance_id, SV.fields[("repeats", rel_path)]),
+                  form_id, [*where, SV.encrypted == false()])
+            .order_by(Submission.id))
+    for key, version_key, items in _stream(session, stmt):
+        for item in items or ():
+            values = item.get("values") or {}
+            cells: list[Any] = []
+            for col in columns:
+                cells += col.cells(values.get(col.field.table_path))
+            yield [*cells, _rekey(item["parent_key"], version_key, key),
+                   _rekey(item["key"], version_key, key)]
+
+
+def _rekey(stored: str, version_key: str, key: str) -> str:
+    """Fields were keyed by the version's instanceID at ingest; the export uses the first."""
+    if stored == version_key or stored.startswith(version_key + "/"):
+        return key + stored[len(version_key):]
+    return stored
+
+
+def _media(session: Session, form_id: int, where: list) -> Iterator[tuple[str, str]]:
+    """(zip name, sha256) of every received attachment, flat; colliding names numbered."""
+    stmt = (_base(select(Attachment.name, Attachment.blob_sha256), form_id, where)
+            .join(Attachment, Attachment.submission_version_id == SV.id)
+            .where(Attachment.blob_sha256.is_not(None))
+            .order_by(Submission.id, Attachment.name))
+    used: dict[str, str] = {}
+    for raw_name, sha256 in _stream(session, stmt):
+        name = _sanitize(raw_name) or "file"
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:
+            stem, ext = name, ""
+        candidate, n = name, 1
+        while candidate in used and used[candidate] != sha256:
+            n += 1
+            candidate = f"{stem}~{n}.{ext}" if ext else f"{stem}~{n}"
+        if candidate not in used:  # the same name with the same bytes is one file
+            used[candidate] = sha256
+            yield candidate, sha256
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+_ILLEGAL = re.compile(r'[/?<>\\:*|"\x00-\x1f\x80-\x9f]')
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
+
+
+def _sanitize(name: str) -> str:
+    """A safe file name, as Central's sanitize-filename makes it (no path, no device name)."""
+    name = _ILLEGAL.sub("", name)
+    if re.fullmatch(r"\.+", name) or _WINDOWS_RESERVED.match(name):
+        return ""
+    name = re.sub(r"[. ]+$", "", name)
+    return name.encode("utf-8")[:255].decode("utf-8", "ignore")
+
+
+def _iso(moment: datetime) -> str:
+    """Central's ``toISOString()``: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _flat(lists: Iterable[Sequence[str]]) -> list[str]:
+    return [item for sub in lists for item in sub]

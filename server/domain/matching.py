@@ -67,12 +67,16 @@ def key_hash(key: tuple) -> str:
     return hashlib.sha1(json.dumps(key, ensure_ascii=False, default=str).encode()).hexdigest()  # noqa: S324
 
 
+def _key_rows(project_id: int, row: HouseholdSnapshot, keys) -> list[dict]:
+    return [{"project_id": project_id, "key": h, "snapshot_id": row.id}
+            for h in sorted({key_hash(k) for k in dedupe.block_keys(keys)})]
+
+
 def _index(session: Session, project_id: int, row: HouseholdSnapshot, keys) -> list[str]:
-    hashes = sorted({key_hash(k) for k in dedupe.block_keys(keys)})
-    if hashes:  # one executemany, not one ORM object per key
-        session.execute(insert(HouseholdBlockKey), [
-            {"project_id": project_id, "key": h, "snapshot_id": row.id} for h in hashes])
-    return hashes
+    key_rows = _key_rows(project_id, row, keys)
+    if key_rows:  # one executemany, not one ORM object per key
+        session.execute(insert(HouseholdBlockKey), key_rows)
+    return [r["key"] for r in key_rows]
 
 
 def _lock(session: Session, project_id: int) -> None:
@@ -393,12 +397,13 @@ def relink_members(session: Session, project_id: int, canonical_id: str,
         if ids != (r.member_ids or []):
             r.member_ids = ids
     taken.update(p.member_id for p in links.persons)
-    session.add_all(HouseholdMember(
-        id=p.member_id, project_id=project_id, household_id=canonical_id,
-        name=p.name or "", birth_year=p.birth_year, sex=p.sex or None,
-        last_snapshot_id=int(by_id[p.last_snapshot_id].id), present=p.left_snapshot_id is None)
-        for p in links.persons)
-    session.flush()
+    if links.persons:
+        session.execute(insert(HouseholdMember), [
+            {"id": p.member_id, "project_id": project_id, "household_id": canonical_id,
+             "name": p.name or "", "birth_year": p.birth_year, "sex": p.sex or None,
+             "last_snapshot_id": int(by_id[p.last_snapshot_id].id),
+             "present": p.left_snapshot_id is None}
+            for p in links.persons])
 
 
 # Full re-run -----------------------------------------------------------------------------------
@@ -414,8 +419,9 @@ def rerun(session: Session, project_id: int, config: dedupe.DedupeConfig) -> Sum
     session.execute(delete(HouseholdBlockKey).where(HouseholdBlockKey.project_id == project_id))
     keys = {str(r.id): dedupe.snapshot_keys(to_snapshot(r), config) for r in rows}
     by_id = {str(r.id): r for r in rows}
-    for r in rows:
-        _index(session, project_id, r, keys[str(r.id)])
+    key_rows = [k for r in rows for k in _key_rows(project_id, r, keys[str(r.id)])]
+    for start in range(0, len(key_rows), 5000):
+        session.execute(insert(HouseholdBlockKey), key_rows[start:start + 5000])
     found = dedupe.candidate_pairs([k for k in keys.values()], config)
     summary.skipped_blocks = len(found.skipped)
     kept: set[tuple[int, int]] = set()

@@ -45,12 +45,12 @@ def served(make_app, tmp_path):
                                "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     try:
-        for _ in range(100):
+        for _ in range(300):  # workers may take a few seconds to boot on a busy machine
             try:
-                if requests.get(f"{base}/healthz", timeout=1).json() == {"status": "ok"}:
+                if requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}:
                     break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+            except requests.RequestException:
+                time.sleep(0.2)
         else:
             pytest.fail("server did not start: " + server.stderr.read1().decode())
         yield url

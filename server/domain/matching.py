@@ -140,7 +140,9 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
         session.execute(delete(HouseholdMember).where(
             HouseholdMember.project_id == project_id,
             HouseholdMember.household_id == row.entity_id))
-        relink_members(session, project_id, row.entity_id, own, config, set())
+        members = relink_members(project_id, row.entity_id, own, config, set())
+        if members:
+            session.execute(insert(HouseholdMember), members)
         record_reasons(session, project_id, [*own, *others], config, now)
         return summary
     seeds = {row.entity_id, *(o.entity_id for o in others)}
@@ -322,10 +324,15 @@ def recluster(session: Session, project_id: int, config: dedupe.DedupeConfig,
     session.execute(delete(HouseholdMember).where(HouseholdMember.project_id == project_id,
                                                   HouseholdMember.household_id.in_(list(ents))))
     taken: set[str] = set()  # after an unmerge two households must not share a person's id
-    for canonical_id in sorted(groups, key=lambda c: (ents[c].created_at, c)):
-        relink_members(session, project_id, canonical_id,
-                       [r for m in groups[canonical_id] for r in rows_by_entity.get(m, [])],
-                       config, taken)
+    member_rows: list[dict] = []
+    with session.no_autoflush:
+        for canonical_id in sorted(groups, key=lambda c: (ents[c].created_at, c)):
+            member_rows += relink_members(
+                project_id, canonical_id,
+                [r for m in groups[canonical_id] for r in rows_by_entity.get(m, [])],
+                config, taken, snaps_by_entity)
+    for start in range(0, len(member_rows), 5000):
+        session.execute(insert(HouseholdMember), member_rows[start:start + 5000])
 
 
 def _linking_pair(best: dict[frozenset, DedupePair], entity_id: str, result) -> DedupePair | None:
@@ -376,34 +383,32 @@ def _refresh_canonical(session, canonical: Entity, result, rows_by_entity, now) 
     entities.record_version(session, canonical, "merge", changed, now)
 
 
-def relink_members(session: Session, project_id: int, canonical_id: str,
-                   rows: list[HouseholdSnapshot], config: dedupe.DedupeConfig,
-                   taken: set[str]) -> None:
-    """Give every person of a household one member id across its (merged) snapshots.
-
-    The caller has removed the household's member rows; ids in `taken` belong to another
-    household already and are not reused.
-    """
+def relink_members(project_id: int, canonical_id: str, rows: list[HouseholdSnapshot],
+                   config: dedupe.DedupeConfig, taken: set[str],
+                   snapshots: dict[str, list[dedupe.Snapshot]] | None = None) -> list[dict]:
+    """Give every person of a household one member id across its (merged) snapshots; returns
+    the household_members rows to insert (the caller removed the old ones). Ids in `taken`
+    belong to another household already and are not reused."""
     rows = [r for r in rows if r.consent]
     if not rows:
-        return
+        return []
     by_id = {str(r.id): r for r in rows}
+    known = {s.snapshot_id: s for group in (snapshots or {}).values() for s in group
+             if s.snapshot_id in by_id}
     previous = {(str(r.id), i): mid for r in rows for i, mid in enumerate(r.member_ids or [])
                 if mid and mid not in taken}
-    links = dedupe.link_members(dedupe.time_order([to_snapshot(r) for r in rows]), previous,
-                                config)
+    links = dedupe.link_members(
+        dedupe.time_order([known.get(str(r.id)) or to_snapshot(r) for r in rows]), previous,
+        config)
     for r in rows:
         ids = [links.ids.get((str(r.id), i)) for i in range(len(r.data.get("members", [])))]
         if ids != (r.member_ids or []):
             r.member_ids = ids
     taken.update(p.member_id for p in links.persons)
-    if links.persons:
-        session.execute(insert(HouseholdMember), [
-            {"id": p.member_id, "project_id": project_id, "household_id": canonical_id,
+    return [{"id": p.member_id, "project_id": project_id, "household_id": canonical_id,
              "name": p.name or "", "birth_year": p.birth_year, "sex": p.sex or None,
              "last_snapshot_id": int(by_id[p.last_snapshot_id].id),
-             "present": p.left_snapshot_id is None}
-            for p in links.persons])
+             "present": p.left_snapshot_id is None} for p in links.persons]
 
 
 # Full re-run -----------------------------------------------------------------------------------

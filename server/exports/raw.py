@@ -94,8 +94,9 @@ def raw_tables(
 ) -> list[Table]:
     """The root table, then one table per repeat in depth-first order; rows are lazy.
 
-    With ``split_select_multiples`` the values seen in the filtered rows are read first (one
-    cheap query over the stored fields), because they decide the columns.
+    Each table's rows query ``session`` when written, so keep it open until then. With
+    ``split_select_multiples`` the values seen in the filtered rows are read first (one cheap
+    query over the stored fields), because they decide the columns.
     """
     schema = _current_schema(session, form)
     where = _conditions(session, form, filters, timezone)
@@ -217,10 +218,14 @@ def _conditions(session: Session, form: Form, filters: RawFilters, timezone: str
 
 
 def _base(stmt: Select, form_id: int, where: list) -> Select:
-    """Filtered submissions of the form joined to their current version."""
-    return (stmt.select_from(Submission)
-            .join(SV, (SV.submission_id == Submission.id) & (SV.current == true()))
-            .where(Submission.form_id == form_id, *where))
+    """Current versions of the form's filtered submissions.
+
+    Driven from the (form_id, current) index with the submission joined by primary key: with
+    no statistics yet (freshly loaded tables) PostgreSQL otherwise picked quadratic plans.
+    """
+    return (stmt.select_from(SV)
+            .join(Submission, Submission.id == SV.submission_id)
+            .where(SV.form_id == form_id, SV.current == true(), *where))
 
 
 def _stream(session: Session, stmt: Select) -> Iterator[Any]:
@@ -263,23 +268,21 @@ def _seen_values(session: Session, form: Form, leaves: list[Field],
 
 def _root_rows(session: Session, form_id: int, where: list,
                columns: list[_Column]) -> Iterator[list[Any]]:
-    edits = (select(SV.submission_id.label("sid"), (func.count() - 1).label("n"))
-             .where(SV.form_id == form_id).group_by(SV.submission_id).subquery())
-    current = select(SV.id).where(SV.form_id == form_id, SV.current == true())
-    files = (select(Attachment.submission_version_id.label("vid"),
-                    func.count().label("expected"),
-                    func.count(Attachment.blob_sha256).label("present"))
-             .where(Attachment.submission_version_id.in_(current))
-             .group_by(Attachment.submission_version_id).subquery())
+    # Edits: only edited submissions have non-current versions, so this stays small.
+    edits = (select(SV.submission_id.label("sid"), func.count().label("n"))
+             .where(SV.form_id == form_id, SV.current == false())
+             .group_by(SV.submission_id).subquery())
+    files = select(func.count()).where(Attachment.submission_version_id == SV.id)
     stmt = (_base(select(Submission.created_at, Submission.instance_id, Submission.submitter_id,
-                         User.display_name, files.c.present, files.c.expected, SV.encrypted,
-                         Submission.review_state, Submission.device_id, edits.c.n,
-                         FormVersion.version, SV.fields), form_id, where)
+                         User.display_name,
+                         files.where(Attachment.blob_sha256.is_not(None)).scalar_subquery(),
+                         files.scalar_subquery(), SV.encrypted, Submission.review_state,
+                         Submission.device_id, edits.c.n, FormVersion.version, SV.fields),
+                  form_id, where)
             .join(FormVersion, FormVersion.id == SV.form_version_id)
-            .join(edits, edits.c.sid == Submission.id)
-            .outerjoin(files, files.c.vid == SV.id)
+            .outerjoin(edits, edits.c.sid == SV.submission_id)
             .outerjoin(User, User.id == Submission.submitter_id)
-            .order_by(Submission.id))
+            .order_by(SV.submission_id))
     width = sum(len(c.headers()) for c in columns)
     for (created, key, submitter, name, present, expected, encrypted, review, device, n,
          version, fields) in _stream(session, stmt):
@@ -290,6 +293,7 @@ def _root_rows(session: Session, form_id: int, where: list,
             values = (fields or {}).get("root") or {}
             for col in columns:
                 cells += col.cells(values.get(col.field.table_path))
+        n = n or 0
         state = "edited" if review == "received" and n else _REVIEW_WORDS.get(review, review)
         cells += [key, submitter, name, present or 0, expected or 0,
                   "not decrypted" if encrypted else "", state, device, n, version]
@@ -300,7 +304,7 @@ def _repeat_rows(session: Session, form_id: int, where: list, rel_path: str,
                  columns: list[_Column]) -> Iterator[list[Any]]:
     stmt = (_base(select(Submission.instance_id, SV.instance_id, SV.fields[("repeats", rel_path)]),
                   form_id, [*where, SV.encrypted == false()])
-            .order_by(Submission.id))
+            .order_by(SV.submission_id))
     for key, version_key, items in _stream(session, stmt):
         for item in items or ():
             values = item.get("values") or {}
@@ -323,7 +327,7 @@ def _media(session: Session, form_id: int, where: list) -> Iterator[tuple[str, s
     stmt = (_base(select(Attachment.name, Attachment.blob_sha256), form_id, where)
             .join(Attachment, Attachment.submission_version_id == SV.id)
             .where(Attachment.blob_sha256.is_not(None))
-            .order_by(Submission.id, Attachment.name))
+            .order_by(SV.submission_id, Attachment.name))
     used: dict[str, str] = {}
     for raw_name, sha256 in _stream(session, stmt):
         name = _sanitize(raw_name) or "file"

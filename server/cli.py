@@ -15,9 +15,12 @@ from pathlib import Path
 
 import click
 
+from server.config import REPO_ROOT
 from server.domain import accounts
 from server.domain import forms as forms_domain
 from server.errors import PublishError
+
+REPO_EXPORTS = REPO_ROOT / "exports"
 
 
 class CommandError(click.ClickException):
@@ -350,6 +353,50 @@ def households_unmerge(alias_id, as_user):
             raise CommandError(str(exc)) from exc
         accounts.audit(session, "households.unmerge", actor=actor, target=alias_id)
         click.echo(f"{alias_id} unmerged")
+
+
+@main.command("export")
+@click.argument("kind", type=click.Choice(("submissions", "households", "indicators", "activity",
+                                          "dedupe")))
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+@click.option("--form", "form_id", help="submissions: one form (default: every form)")
+@click.option("--period", help="YYYY-MM, YYYY-Qn or YYYY")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder (default: exports/)")
+@click.option("--xlsx", is_flag=True, help="one .xlsx workbook (a sheet per table) instead of CSVs")
+@click.option("--no-bom", is_flag=True, help="CSV without the UTF-8 BOM")
+def export(kind, project_id, form_id, period, out, xlsx, no_bom):
+    """Write an export into --out and print each file's path."""
+    from server.exports import run
+
+    out = out or REPO_EXPORTS
+    with app_session() as (app, session):
+        _require_project(session, project_id)
+        try:
+            parsed = run.Period.parse(period) if period else None
+            paths = run.export(session, app.extensions["blobs"], kind, project_id,
+                               ward=app.extensions["ward"], period=parsed, form_id=form_id,
+                               out=out, xlsx=xlsx, bom=not no_bom,
+                               timezone=app.config["TIMEZONE"], progress=_progress())
+        except run.ExportError as exc:
+            raise CommandError(str(exc)) from exc
+        accounts.audit(session, "export", target=kind, project=project_id, period=period,
+                       form=form_id)
+    for path in paths:
+        click.echo(str(path))
+
+
+def _progress():
+    """Rows written, on stderr, for long runs in a terminal (silent in pipes and CI)."""
+    if not sys.stderr.isatty():
+        return None
+    state = {"rows": 0}
+
+    def tick(rows: int) -> None:
+        state["rows"] += rows
+        click.echo(f"\r  {state['rows']:,} rows", nl=False, err=True)
+
+    return tick
 
 
 @main.command()

@@ -16,6 +16,8 @@ from server.db import Database
 from server.db.models import Base
 from server.domain import forms as forms_domain
 from server.domain import ward as ward_domain
+from tests.support.collect import Collect, FlaskTransport
+from tests.support.factories import PASSWORD, make_ward
 
 REPO = Path(__file__).resolve().parent.parent
 FORMS_DIR = REPO / "forms"
@@ -81,3 +83,22 @@ def make_app(tmp_path, template_db):
 @pytest.fixture
 def app(make_app):
     return make_app()
+
+
+@pytest.fixture
+def ward(app):
+    return make_ward(app)
+
+
+@pytest.fixture
+def collect(app, ward):
+    """A volunteer's Collect, set up from its token URL."""
+    return Collect(f"http://localhost/v1/key/{ward.token}/projects/{ward.project_id}",
+                   FlaskTransport(app))
+
+
+@pytest.fixture
+def supervisor_collect(app, ward):
+    """A supervisor's Collect with username and password over plain http (Digest)."""
+    return Collect(f"http://localhost/v1/projects/{ward.project_id}", FlaskTransport(app),
+                   username="sup1", password=PASSWORD)

@@ -72,3 +72,60 @@ def dedupe_tables(session: Session, project_id: int, ward) -> list[Table]:
     from server.exports.dedupe_reports import merge_log, review_queue
 
     return [review_queue(session, project_id, ward), merge_log(session, project_id)]
+
+
+def export(session: Session, store, kind: str, project_id: int, *, ward, period: Period | None,
+           form_id: str | None, out: Path, xlsx: bool, bom: bool, timezone: str,
+           progress: Callable[[int], None] | None = None) -> list[Path]:
+    """Write one export KIND into `out`; returns the paths written."""
+    if kind not in KINDS:
+        raise ExportError(f"unknown export {kind!r}")
+    if kind == "submissions":
+        return submissions(session, store, project_id, form_id=form_id, period=period, out=out,
+                           xlsx=xlsx, bom=bom, timezone=timezone, progress=progress)
+    if kind == "dedupe":
+        return write_tables(dedupe_tables(session, project_id, ward), out,
+                            xlsx_name="dedupe" if xlsx else None, bom=bom, progress=progress)
+    builder = REPORTS.get(kind)
+    if builder is None:
+        raise ExportError(f"the {kind} export is not available yet")
+    tables = builder(session, project_id, ward, period=period, timezone=timezone)
+    return write_tables(tables, out, xlsx_name=kind if xlsx else None, bom=bom,
+                        progress=progress)
+
+
+REPORTS: dict[str, Callable[..., list[Table]]] = {}
+
+
+def submissions(session: Session, store, project_id: int, *, form_id: str | None,
+                period: Period | None, out: Path, xlsx: bool, bom: bool, timezone: str,
+                progress=None) -> list[Path]:
+    """Per form: a zip in Central's layout (root, repeats, media/) and the root CSV beside it."""
+    from sqlalchemy import select
+
+    from server.db.models import Form
+    from server.exports.raw import RawFilters, raw_tables, write_zip
+
+    query = select(Form).where(Form.project_id == project_id).order_by(Form.xml_form_id)
+    if form_id:
+        query = query.where(Form.xml_form_id == form_id)
+    forms = list(session.scalars(query))
+    if not forms:
+        raise ExportError(f"no form {form_id!r} in project {project_id}" if form_id
+                          else f"project {project_id} has no forms")
+    filters = RawFilters(period=(period.start, period.end) if period else None)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for form in forms:
+        if xlsx:
+            path = out / f"{form.xml_form_id}.xlsx"
+            write_xlsx(raw_tables(session, form, filters=filters, timezone=timezone), path)
+            paths.append(path)
+            continue
+        paths.append(write_zip(session, store, form, out / f"{form.xml_form_id}.zip",
+                               filters=filters, bom=bom, timezone=timezone, progress=progress))
+        root = raw_tables(session, form, filters=filters, timezone=timezone)[0]
+        root_path = out / f"{form.xml_form_id}.csv"
+        write_csv(root, root_path, bom=bom)
+        paths.append(root_path)
+    return paths

@@ -7,8 +7,6 @@ from pyxform.xls2xform import convert
 from sqlalchemy import select
 
 from server.domain import forms as forms_domain
-from tests.support.collect import Collect, FlaskTransport
-from tests.support.factories import PASSWORD, make_ward
 
 PHOTO_FORM_MD = """
 | survey   |              |           |              |                 |
@@ -61,26 +59,7 @@ def rows(app, model, *where):
 
 
 @pytest.fixture
-def ward(app):
-    return make_ward(app)
-
-
-@pytest.fixture
 def photo_xml(app, ward):
     xml = xform_from_md(PHOTO_FORM_MD)
     publish(app, xml, {"logo.png": LOGO})
     return xml
-
-
-@pytest.fixture
-def collect(app, ward):
-    """A volunteer's Collect, set up from its token URL."""
-    return Collect(f"http://localhost/v1/key/{ward.token}/projects/{ward.project_id}",
-                   FlaskTransport(app))
-
-
-@pytest.fixture
-def supervisor_collect(app, ward):
-    """A supervisor's Collect with username and password over plain http (Digest)."""
-    return Collect(f"http://localhost/v1/projects/{ward.project_id}", FlaskTransport(app),
-                   username="sup1", password=PASSWORD)

@@ -1,0 +1,62 @@
+"""`python -m server export KIND …` writes the files and prints their paths."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from server.cli import main
+from tests.openrosa.test_households import add
+
+
+@pytest.fixture
+def cli(app, monkeypatch):
+    for key in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR"):
+        monkeypatch.setenv(f"SERVER_{key}", str(app.config[key]))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def xforms(collect):
+    return {f["formID"]: collect.download_form(f) for f in collect.form_list()}
+
+
+def test_export_submissions_and_dedupe(app, collect, xforms, cli, tmp_path):
+    add(collect, xforms, "=Phạm Văn Đức", phone="0983123456")
+    add(collect, xforms, "Nguyễn Văn Hùng", house="5", year="1970")
+    add(collect, xforms, "Nguyễn Văn Hưng", house="5", year="1970")
+    result = cli("export", "submissions", "--form", "household_survey", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    paths = result.output.split()
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["household_survey.zip",
+                                                    "household_survey.csv"]
+    text = (tmp_path / "household_survey.csv").read_text("utf-8")
+    assert text.startswith("\ufeffSubmissionDate,")
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert len(rows) == 3
+    assert rows[0]["g_head-head_name"] == "'=Phạm Văn Đức"
+    with zipfile.ZipFile(tmp_path / "household_survey.zip") as z:
+        assert "household_survey-members.csv" in z.namelist()
+
+    result = cli("export", "dedupe", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    queue = (tmp_path / "dedupe_review_queue.csv").read_text("utf-8").removeprefix("\ufeff")
+    [pair] = list(csv.DictReader(io.StringIO(queue)))
+    assert pair["rule"] == "R4c" and pair["status"] == "pending"
+    assert pair["address_a"] == "Đường Bình Thuận, số 5"
+    assert (tmp_path / "merge_log.csv").exists()
+
+    result = cli("export", "dedupe", "--xlsx", "--out", str(tmp_path))
+    assert result.output.strip().endswith("dedupe.xlsx")
+
+
+def test_export_errors_are_one_line(cli, app, ward, tmp_path):
+    result = cli("export", "submissions", "--form", "nope", "--out", str(tmp_path))
+    assert result.exit_code == 1 and result.output.startswith("error: no form 'nope'")
+    result = cli("export", "indicators", "--period", "2026-13", "--out", str(tmp_path))
+    assert result.exit_code == 1 and "no month 13" in result.output

@@ -51,8 +51,9 @@ def load_config(app: Flask, overrides: dict | None = None) -> None:
         cfg["WARD_CONFIG"] = str(Path(str(cfg["FORMS_DIR"])) / "ward.toml")
     for key in ("MAX_SUBMISSION_BYTES", "TRUST_PROXY", "DIGEST_AUTH", "VALIDATE_FORMS"):
         cfg[key] = int(cfg[key])
-    # Werkzeug refuses larger bodies with 413 before a view reads them.
-    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"]
+    # Werkzeug refuses larger bodies with 413 before a view reads them. Collect splits by
+    # the bytes of the XML and files only, so the multipart framing needs some headroom.
+    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_SUBMISSION_BYTES"] + 256 * 1024
     cfg["MAX_FORM_PARTS"] = 1000
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"

@@ -141,9 +141,10 @@ def get_attr(el: etree._Element, local: str) -> str | None:
     """Attribute by local name, any namespace; the unprefixed one wins."""
     if local in el.attrib:
         return el.attrib[local]
-    for key, value in el.attrib.items():
+    # keys() and one lookup: attrib.items() is quadratic in the number of attributes
+    for key in el.attrib.keys():  # noqa: SIM118
         if key.rsplit("}", 1)[-1] == local:
-            return value
+            return el.attrib[key]
     return None
 
 

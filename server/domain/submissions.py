@@ -126,6 +126,10 @@ def ingest(
         raise FormVersionNotFound(f"{envelope.form_id} version {envelope.version!r}")
 
     instance_id = envelope.instance_id
+    for value in (instance_id, envelope.deprecated_id):
+        if value and len(value) > 255:
+            raise InvalidSubmission("meta/instanceID and meta/deprecatedID are at most "
+                                    "255 characters")
     if not instance_id:
         if envelope.encrypted:
             raise InvalidSubmission("an encrypted submission must carry meta/instanceID")
@@ -183,7 +187,7 @@ def ingest(
     session.add(version)
     session.flush()  # the unique (form_id, instance_id) decides a race here
 
-    expected = referenced_attachments(schema, root, envelope)
+    expected = {n[:255] for n in referenced_attachments(schema, root, envelope)}  # column size
     carried = {a.name: a for a in previous.attachments} if previous is not None else {}
     for name in sorted(expected):
         old = carried.get(name)

@@ -48,5 +48,5 @@ def read_upload(request: Request) -> Upload:
         name = attachment_name(_utf8(storage.filename or field_name))
         if name:
             uploaded.append(UploadedFile(name=name, data=storage.read(),
-                                         content_type=storage.mimetype or None))
+                                         content_type=storage.mimetype[:100] or None))
     return Upload(xml=xml, files=uploaded)

@@ -139,7 +139,7 @@ def submission():
     upload = read_upload(request)
     session = db_session()
     cfg = current_app.config
-    uploader = Uploader(user_id=g.user.id, device_id=request.args.get("deviceID"),
+    uploader = Uploader(user_id=g.user.id, device_id=request.args.get("deviceID", "")[:255] or None,
                         user_agent=request.headers.get("User-Agent"))
     for attempt in (1, 2):
         try:

@@ -226,7 +226,7 @@ def test_oversize_body_is_413_with_message(make_app):
     collect = Collect(f"http://localhost/v1/key/{ward.token}/projects/1", FlaskTransport(app))
     assert collect.head_submission() == (204, 2000)
     content_type, body = multipart_body([
-        Part("xml_submission_file", b"<data/>" + b" " * 5000, filename="x.xml",
+        Part("xml_submission_file", b"<data/>" + b" " * 300_000, filename="x.xml",
              content_type="text/xml")])
     response = collect.post_raw(body, content_type)
     assert response.status == 413 and response.message

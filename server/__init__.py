@@ -36,6 +36,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(openrosa.bp)
     openrosa.register_error_pages(app)
 
+    from server import web
+
+    web.init_app(app)  # the supervisors' pages, with login, CSRF and Babel
+
     @app.teardown_request
     def close_uploads(_exc):
         request.close_part_streams()

@@ -382,3 +382,83 @@ class MergeLogEntry(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     undone_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Office records that reports read (domain §6.1, §6.3 I07, §6.6) ---------------------------
+
+
+class VolunteerTraining(Base):
+    """A training a team member attended, entered by the office (I07); never by the forms."""
+
+    __tablename__ = "volunteer_trainings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    date: Mapped[str] = mapped_column(String(10))  # local date, YYYY-MM-DD
+    topic: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Reports "as of" a cut-off ignore records entered after it.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HouseholdStatus(Base):
+    """An office action with a date: the household moved out or dissolved (or is back).
+
+    The latest record dated on or before T decides whether a household is in U(T); any
+    entity of a merged household may be named (aliases count for the canonical one).
+    """
+
+    __tablename__ = "household_statuses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    entity_id: Mapped[str] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # moved_out | dissolved | active
+    date: Mapped[str] = mapped_column(String(10))  # local date, YYYY-MM-DD
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServiceCheck(Base):
+    """The office's phone-back check of one completion (§6.6): E5 `verified`.
+
+    Keyed by the logical submission (edits keep it), the service and the member ('' for a
+    household-level service); the latest check wins.
+    """
+
+    __tablename__ = "service_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    service_code: Mapped[str] = mapped_column(String(50))
+    member_id: Mapped[str] = mapped_column(String(36), default="")
+    verified: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text)
+    checked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Web UI: login throttling and the review thread (supervisors' pages) ---------------------
+
+
+class LoginAttempt(Base):
+    """A failed web login; five per username and address in 15 minutes lock that pair out."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_lookup", "username", "ip", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))  # as typed, casefolded
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReviewComment(Base):
+    """One message of a submission's review thread; `review_state` is set when it changed it."""
+
+    __tablename__ = "review_comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text, default="")
+    review_state: Mapped[str | None] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

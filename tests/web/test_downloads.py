@@ -1,0 +1,74 @@
+"""`/exports`: every export kind as links; CSV with BOM, streamed; .xlsx and zip files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+
+from server.db.models import DedupePair
+from tests.openrosa.conftest import rows
+
+
+def _get(browser, path):
+    response = browser.get(path)
+    data = response.get_data()
+    response.close()
+    return response, data
+
+
+def test_exports_page_lists_every_kind(ward, sup1):
+    html = sup1.get("/exports").get_data(as_text=True)
+    links = set(re.findall(r'href="(/exports/[^"]+)"', html))
+    for expected in ("/exports/dedupe/dedupe_review_queue.csv", "/exports/dedupe/merge_log.csv",
+                     "/exports/dedupe.xlsx", "/exports/indicators/indicators_long.csv",
+                     "/exports/indicators/report_wide.csv",
+                     "/exports/households/households_register.csv",
+                     "/exports/submissions/household_survey/household_survey.csv",
+                     "/exports/submissions/household_survey.csv.zip".replace(".csv.zip", ".zip"),
+                     "/exports/submissions/support_visit.xlsx"):
+        assert expected in links, expected
+
+
+def test_dedupe_csv_has_a_bom_and_the_leaders_rows(app, sup1, admin, add_household):
+    add_household("Nguyễn Văn Hùng", house="5", year="1970")
+    add_household("Nguyễn Văn Hưng", house="5", year="1970")
+    response, data = _get(sup1, "/exports/dedupe/dedupe_review_queue.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert "dedupe_review_queue.csv" in response.headers["Content-Disposition"]
+    assert data.startswith(b"\xef\xbb\xbf")
+    table = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    [pair] = rows(app, DedupePair)
+    assert [r["pair_id"] for r in table] == [str(pair.id)]
+    # the streamed rows' database connection went back to the pool with the last row
+    assert app.extensions["db"].engine.pool.checkedout() == 0
+    assert {table[0]["head_name_a"], table[0]["head_name_b"]} == {"Nguyễn Văn Hùng",
+                                                                  "Nguyễn Văn Hưng"}
+
+
+def test_raw_submissions_are_limited_to_the_leaders_tdp(sup1, admin, add_household):
+    add_household("Nguyễn Văn Hùng", tdp="tdp01")
+    add_household("Lê Thị Lan", tdp="tdp02")
+    path = "/exports/submissions/household_survey/household_survey.csv"
+    _response, mine = _get(sup1, path)
+    assert mine.startswith(b"\xef\xbb\xbf")
+    assert "Nguyễn Văn Hùng" in mine.decode() and "Lê Thị Lan" not in mine.decode()
+    _response, everything = _get(admin, path)
+    assert "Lê Thị Lan" in everything.decode()
+    response, data = _get(admin, "/exports/submissions/household_survey.zip")
+    assert response.headers["Content-Type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "household_survey.csv" in names
+
+
+def test_xlsx_and_indicators(ward, admin, add_household):
+    add_household("Nguyễn Văn Hùng", tdp="tdp01")
+    response, data = _get(admin, "/exports/dedupe.xlsx")
+    assert response.status_code == 200 and data.startswith(b"PK")
+    response, data = _get(admin, "/exports/indicators/report_wide.csv?period=2026-11")
+    assert response.status_code == 200 and data.startswith(b"\xef\xbb\xbf")
+    wide = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert wide[-1]["tdp_code"] == "WARD"
+    assert admin.get("/exports/indicators/report_wide.csv?period=nope").status_code == 400

@@ -86,15 +86,30 @@ def export(session: Session, store, kind: str, project_id: int, *, ward, period:
     if kind == "dedupe":
         return write_tables(dedupe_tables(session, project_id, ward), out,
                             xlsx_name="dedupe" if xlsx else None, bom=bom, progress=progress)
-    builder = REPORTS.get(kind)
-    if builder is None:
-        raise ExportError(f"the {kind} export is not available yet")
-    tables = builder(session, project_id, ward, period=period, timezone=timezone)
+    if ward is None:
+        raise ExportError("reports need the ward configuration (forms/ward.toml)")
+    tables = report_tables(session, kind, project_id, ward, period=period, timezone=timezone)
     return write_tables(tables, out, xlsx_name=kind if xlsx else None, bom=bom,
                         progress=progress)
 
 
-REPORTS: dict[str, Callable[..., list[Table]]] = {}
+# Which report tables each KIND writes (domain §6.4, contract "export").
+REPORT_TABLES = {
+    "indicators": ("indicators_long", "report_wide"),
+    "households": ("households_register", "members_register"),
+    "activity": ("service_events",),
+}
+
+
+def report_tables(session: Session, kind: str, project_id: int, ward, *,
+                  period: Period | None, timezone: str) -> list[Table]:
+    from server.exports.indicators import report_tables as indicator_tables
+    from server.exports.registers import register_tables
+
+    build = indicator_tables if kind == "indicators" else register_tables
+    tables = build(session, project_id, ward, period=period.text if period else None,
+                   timezone=timezone)
+    return [t for t in tables if t.name in REPORT_TABLES[kind]]
 
 
 def submissions(session: Session, store, project_id: int, *, form_id: str | None,

@@ -60,3 +60,19 @@ def test_export_errors_are_one_line(cli, app, ward, tmp_path):
     assert result.exit_code == 1 and result.output.startswith("error: no form 'nope'")
     result = cli("export", "indicators", "--period", "2026-13", "--out", str(tmp_path))
     assert result.exit_code == 1 and "no month 13" in result.output
+
+
+def test_export_reports(app, collect, xforms, cli, tmp_path):
+    add(collect, xforms, "Phạm Văn Đức", phone="0983123456")
+    for kind, names in (("indicators", ["indicators_long.csv", "report_wide.csv"]),
+                        ("households", ["households_register.csv", "members_register.csv"]),
+                        ("activity", ["service_events.csv"])):
+        result = cli("export", kind, "--period", "2026-11", "--out", str(tmp_path))
+        assert result.exit_code == 0, result.output
+        assert [p.rsplit("/", 1)[1] for p in result.output.split()] == names
+    wide = (tmp_path / "report_wide.csv").read_text("utf-8").removeprefix("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(wide)))
+    # the month rows and the year-to-date rows: 20 tổ plus WARD each
+    assert [(r["period_type"], r["tdp_code"]) for r in rows if r["tdp_code"] == "WARD"] == [
+        ("month", "WARD"), ("ytd", "WARD")]
+    assert len(rows) == 42

@@ -408,6 +408,7 @@ def serve(host, port, workers):
     workers = workers or max(2, os.cpu_count() or 1)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"Serving on http://{shown}:{port}/ ({workers} workers)")
+    click.echo(f"  Web UI, log in at:  http://{shown}:{port}/login")
     click.echo(f"  Collect (password): http://{shown}:{port}/v1/projects/1")
     click.echo("  A volunteer's Collect URL and QR text:")
     click.echo("    .venv/bin/python -m server user add NAME --role volunteer --team tdp01")

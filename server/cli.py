@@ -399,6 +399,23 @@ def _progress():
     return tick
 
 
+@main.command("backup")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup_command(dest):
+    """A consistent copy of the database and blobs, also while the server runs."""
+    from server import create_app
+    from server.backup import BackupError, backup
+
+    app = create_app()
+    try:
+        for path in backup(app.config["DATABASE_URL"], app.config["DATA_DIR"], dest):
+            click.echo(str(path))
+    except BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        app.extensions["db"].dispose()
+
+
 @main.command()
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="HOST")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int)

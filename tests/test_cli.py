@@ -156,3 +156,36 @@ def test_forms_state_command(cli):
         "support_visit closing")
     result = cli("forms", "state", "nope", "closed")
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_backup_is_a_working_copy(cli, tmp_path):
+    import sqlite3
+
+    from tests.support.collect import Collect, FlaskTransport
+    from tests.support.instances import build
+
+    cli("init")
+    cli("user", "add", "v", "--role", "volunteer")
+    url = cli("user", "collect-url", "v", "--base-url", "http://localhost").output.strip()
+    collect = Collect(url, FlaskTransport(cli.app))
+    entry = next(f for f in collect.form_list() if f["formID"] == "household_survey")
+    xml = build(collect.download_form(entry), {"g_end/house_photo": "h.jpg"})
+    assert collect.submit(xml, {"h.jpg": b"photo bytes"})[0].status == 201
+    dest = tmp_path / "backup"
+    result = cli("backup", str(dest))
+    if cli.app.config["DATABASE_URL"].startswith("postgresql"):
+        if shutil.which("pg_dump") is None:
+            assert result.exit_code == 1 and "pg_dump" in result.output
+        else:
+            assert result.exit_code == 0, result.output
+            assert (dest / "database.dump").stat().st_size > 0
+            assert (dest / "blobs").is_dir()
+        return
+    assert result.exit_code == 0, result.output
+    copy = sqlite3.connect(dest / "server.db")
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    [(sha,)] = copy.execute("SELECT blob_sha256 FROM attachments").fetchall()
+    copy.close()
+    assert (dest / "blobs" / sha[:2] / sha).read_bytes() == b"photo bytes"
+    again = cli("backup", str(dest))
+    assert again.exit_code == 1 and "not empty" in again.output

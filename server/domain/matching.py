@@ -330,7 +330,8 @@ def recluster(session: Session, project_id: int, config: dedupe.DedupeConfig,
             member_rows += relink_members(
                 project_id, canonical_id,
                 [r for m in groups[canonical_id] for r in rows_by_entity.get(m, [])],
-                config, taken, snaps_by_entity)
+                config, taken,
+                [s for m in groups[canonical_id] for s in snaps_by_entity.get(m, [])])
     for start in range(0, len(member_rows), 5000):
         session.execute(insert(HouseholdMember), member_rows[start:start + 5000])
 
@@ -385,7 +386,7 @@ def _refresh_canonical(session, canonical: Entity, result, rows_by_entity, now) 
 
 def relink_members(project_id: int, canonical_id: str, rows: list[HouseholdSnapshot],
                    config: dedupe.DedupeConfig, taken: set[str],
-                   snapshots: dict[str, list[dedupe.Snapshot]] | None = None) -> list[dict]:
+                   snapshots: list[dedupe.Snapshot] | None = None) -> list[dict]:
     """Give every person of a household one member id across its (merged) snapshots; returns
     the household_members rows to insert (the caller removed the old ones). Ids in `taken`
     belong to another household already and are not reused."""
@@ -393,8 +394,7 @@ def relink_members(project_id: int, canonical_id: str, rows: list[HouseholdSnaps
     if not rows:
         return []
     by_id = {str(r.id): r for r in rows}
-    known = {s.snapshot_id: s for group in (snapshots or {}).values() for s in group
-             if s.snapshot_id in by_id}
+    known = {s.snapshot_id: s for s in snapshots or ()}  # already built by the caller
     previous = {(str(r.id), i): mid for r in rows for i, mid in enumerate(r.member_ids or [])
                 if mid and mid not in taken}
     links = dedupe.link_members(

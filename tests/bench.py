@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import requests
 
 from tests.support import instances
 from tests.support.collect import Part, multipart_body
+from tests.support.served import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
@@ -34,12 +34,6 @@ SUBMISSIONS = int(os.environ.get("BENCH_SUBMISSIONS", "800"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 CENTRAL = {"ingest_per_s": 118.0, "ingest_p50_ms": 63.0, "formlist_p50_ms": 5.8}
 PHOTO = os.urandom(60_000)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,9 @@ import requests
 
 from tests.support import instances
 from tests.support.collect import Collect, HttpTransport
+from tests.support.served import free_port
 
 PHOTO = b"\xff\xd8\xff\xe0" + os.urandom(300_000)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

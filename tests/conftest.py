@@ -9,9 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
 from server import create_app
+from server.cli import main
 from server.db import Database
 from server.db.models import Base
 from server.domain import forms as forms_domain
@@ -102,3 +104,25 @@ def supervisor_collect(app, ward):
     """A supervisor's Collect with username and password over plain http (Digest)."""
     return Collect(f"http://localhost/v1/projects/{ward.project_id}", FlaskTransport(app),
                    username="sup1", password=PASSWORD)
+
+
+@pytest.fixture
+def xforms(collect):
+    """The published XForms as a phone downloads them, by form id."""
+    return {f["formID"]: collect.download_form(f) for f in collect.form_list()}
+
+
+@pytest.fixture
+def cli(app, monkeypatch):
+    """`python -m server …` run in-process on `app`'s database and data folder, configured
+    through SERVER_* variables as an operator would."""
+    for key in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR"):
+        monkeypatch.setenv(f"SERVER_{key}", str(app.config[key]))
+    monkeypatch.setenv("SERVER_VALIDATE_FORMS", "0")
+    runner = CliRunner()
+
+    def run(*args, input=None):
+        return runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+    run.app = app
+    return run

@@ -9,27 +9,8 @@ import zlib
 from io import BytesIO
 
 import openpyxl
-import pytest
-from click.testing import CliRunner
 
-from server.cli import main
 from tests.conftest import FORMS_DIR
-
-
-@pytest.fixture
-def cli(make_app, monkeypatch):
-    """Runs commands against a fresh database, configured through SERVER_* variables."""
-    app = make_app()
-    for key in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR"):
-        monkeypatch.setenv(f"SERVER_{key}", str(app.config[key]))
-    monkeypatch.setenv("SERVER_VALIDATE_FORMS", "0")
-    runner = CliRunner()
-
-    def run(*args, input=None):
-        return runner.invoke(main, list(args), input=input, catch_exceptions=False)
-
-    run.app = app
-    return run
 
 
 def test_init_publishes_forms_and_creates_admin_once(cli, monkeypatch):

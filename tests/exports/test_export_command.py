@@ -6,24 +6,7 @@ import csv
 import io
 import zipfile
 
-import pytest
-from click.testing import CliRunner
-
-from server.cli import main
 from tests.openrosa.test_households import add
-
-
-@pytest.fixture
-def cli(app, monkeypatch):
-    for key in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR"):
-        monkeypatch.setenv(f"SERVER_{key}", str(app.config[key]))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def xforms(collect):
-    return {f["formID"]: collect.download_form(f) for f in collect.form_list()}
 
 
 def test_export_submissions_and_dedupe(app, collect, xforms, cli, tmp_path):

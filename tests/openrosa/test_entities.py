@@ -7,18 +7,11 @@ import csv
 import io
 import uuid
 
-import pytest
-
 from server.db.models import Entity, EntityProblem, EntityVersion, SubmissionVersion
 from server.domain import accounts
 from tests.openrosa.conftest import rows
 from tests.support import instances
 from tests.support.collect import Collect, FlaskTransport
-
-
-@pytest.fixture
-def xforms(collect):
-    return {f["formID"]: collect.download_form(f) for f in collect.form_list()}
 
 
 def survey(xforms, *, entity_id=None, mode="new", tdp="tdp01", head="Nguyễn Văn Hùng",

@@ -7,18 +7,9 @@ import io
 import unicodedata
 import uuid
 
-import pytest
-from click.testing import CliRunner
-
-from server.cli import main
 from server.db.models import DedupePair, Entity, MergeLogEntry, SubmissionVersion
 from tests.openrosa.conftest import rows
 from tests.openrosa.test_entities import households_csv, survey
-
-
-@pytest.fixture
-def xforms(collect):
-    return {f["formID"]: collect.download_form(f) for f in collect.form_list()}
 
 
 def add(collect, xforms, head, *, house="15", phone="", tdp="tdp01", year="1975",
@@ -88,14 +79,6 @@ def test_members_csv_links_people_across_merged_snapshots(app, collect, xforms):
     assert len(people) == 2 and {p["hh"] for p in people} == {a}
     assert body.splitlines()[0] == "name,label,hh,birth_year,sex"
     assert {p["label"] for p in people} == {"Phạm Văn Đức – 1975", "Le Thi Mai – 1977"}
-
-
-@pytest.fixture
-def cli(app, monkeypatch):
-    for key in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR"):
-        monkeypatch.setenv(f"SERVER_{key}", str(app.config[key]))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
 
 
 def test_review_decide_merge_and_unmerge_from_the_command_line(app, collect, xforms, cli):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from server.cli import main
 from server.db.models import Entity, SubmissionVersion
 from server.domain import accounts
 from tests.bench_dedupe import quality
@@ -14,7 +12,7 @@ from tests.support.collect import Collect, FlaskTransport
 from tests.support.synthetic_ward import generate
 
 
-def test_small_ward_is_matched_like_the_truth(app, ward, collect, monkeypatch):
+def test_small_ward_is_matched_like_the_truth(app, ward, collect, cli):
     xforms = {f["formID"]: collect.download_form(f) for f in collect.form_list()}
     synthetic = generate(xforms["household_survey"], xforms["support_visit"], households=80,
                          seed=7)
@@ -40,12 +38,10 @@ def test_small_ward_is_matched_like_the_truth(app, ward, collect, monkeypatch):
     assert figures["recall_with_review"] >= 0.9
     assert figures["bcubed_precision"] == 1.0
 
-    for key in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR"):
-        monkeypatch.setenv(f"SERVER_{key}", str(app.config[key]))
     session = app.extensions["db"].session()
     before = {e.id: e.canonical_id for e in session.scalars(select(Entity))}
     session.close()
-    assert CliRunner().invoke(main, ["dedupe"]).exit_code == 0
+    assert cli("dedupe").exit_code == 0
     session = app.extensions["db"].session()
     assert {e.id: e.canonical_id for e in session.scalars(select(Entity))} == before
     session.close()

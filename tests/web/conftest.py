@@ -75,11 +75,6 @@ def collect(app, ward):
 
 
 @pytest.fixture
-def xforms(collect):
-    return {f["formID"]: collect.download_form(f) for f in collect.form_list()}
-
-
-@pytest.fixture
 def add_household(collect, xforms):
     """Submit a household survey; returns (entity id, instance id)."""
 

@@ -469,7 +469,8 @@ _QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
 _YEAR = re.compile(r"^(\d{4})$")
 
 
-def _parse(text: str) -> tuple[str, dt.date, dt.date]:
+def period_bounds(text: str) -> tuple[str, dt.date, dt.date]:
+    """`YYYY-MM`, `YYYY-Qn` or `YYYY` → (month|quarter|ytd, first day, last day)."""
     text = text.strip()
     if m := _MONTH.match(text):
         year, month = int(m.group(1)), int(m.group(2))
@@ -491,7 +492,7 @@ def parse_period(text: str | None, today: dt.date) -> list[Period]:
     31 Dec; `2026` → year-to-date to 31 Dec. None means the current month."""
     if text is None:
         text = f"{today.year:04d}-{today.month:02d}"
-    kind, start, end = _parse(text)
+    kind, start, end = period_bounds(text)
     ytd = Period("ytd", dt.date(end.year, 1, 1), end)
     return [ytd] if kind == "ytd" else [Period(kind, start, end), ytd]
 
@@ -500,7 +501,7 @@ def period_span(text: str | None, today: dt.date) -> tuple[dt.date | None, dt.da
     """The days a register covers: the month, quarter or year; without a period, up to today."""
     if text is None:
         return None, today
-    _, start, end = _parse(text)
+    _, start, end = period_bounds(text)
     return start, end
 
 

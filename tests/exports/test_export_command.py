@@ -42,7 +42,7 @@ def test_export_errors_are_one_line(cli, app, ward, tmp_path):
     result = cli("export", "submissions", "--form", "nope", "--out", str(tmp_path))
     assert result.exit_code == 1 and result.output.startswith("error: no form 'nope'")
     result = cli("export", "indicators", "--period", "2026-13", "--out", str(tmp_path))
-    assert result.exit_code == 1 and "no month 13" in result.output
+    assert result.exit_code == 1 and "month must be 01–12" in result.output
 
 
 def test_export_reports(app, collect, xforms, cli, tmp_path):

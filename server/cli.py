@@ -29,13 +29,14 @@ class CommandError(click.ClickException):
 
 
 @contextmanager
-def app_session():
-    """The app (for configuration) and a write session committed on success."""
+def app_session(*, write: bool = True):
+    """The app (for configuration) and a session committed on success. Long reads (exports)
+    take a read session, so that they never hold the database's write lock."""
     from server import create_app
 
     app = create_app()
     db = app.extensions["db"]
-    session = db.session(write=True)
+    session = db.session(write=write)
     try:
         yield app, session
         session.commit()
@@ -365,23 +366,124 @@ def households_unmerge(alias_id, as_user):
               help="folder (default: exports/)")
 @click.option("--xlsx", is_flag=True, help="one .xlsx workbook (a sheet per table) instead of CSVs")
 @click.option("--no-bom", is_flag=True, help="CSV without the UTF-8 BOM")
-def export(kind, project_id, form_id, period, out, xlsx, no_bom):
+@click.option("--as-of", "as_of", metavar="DATA_CUTOFF",
+              help="reports only: ignore what was uploaded or decided after this moment "
+                   "(an ISO date-time, e.g. an issued report's data_cutoff)")
+def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of):
     """Write an export into --out and print each file's path."""
     from server.exports import run
 
     out = out or REPO_EXPORTS
-    with app_session() as (app, session):
+    with app_session(write=False) as (app, session):
         _require_project(session, project_id)
         try:
             parsed = run.Period.parse(period) if period else None
+            cutoff = _moment(as_of, app.config["TIMEZONE"]) if as_of else None
+            if cutoff is not None and kind not in run.REPORT_TABLES:
+                raise run.ExportError(f"--as-of applies to the reports "
+                                      f"({', '.join(run.REPORT_TABLES)}), not to {kind}")
             paths = run.export(session, app.extensions["blobs"], kind, project_id,
                                ward=app.extensions["ward"], period=parsed, form_id=form_id,
                                out=out, xlsx=xlsx, bom=not no_bom,
-                               timezone=app.config["TIMEZONE"], progress=_progress())
+                               timezone=app.config["TIMEZONE"], progress=_progress(),
+                               as_of=cutoff)
         except run.ExportError as exc:
             raise CommandError(str(exc)) from exc
+    with app_session() as (app, session):
         accounts.audit(session, "export", target=kind, project=project_id, period=period,
-                       form=form_id)
+                       form=form_id, as_of=as_of)
+    for path in paths:
+        click.echo(str(path))
+
+
+def _moment(text: str, timezone: str):
+    """An ISO date-time; without an offset it is read in SERVER_TIMEZONE."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise CommandError(f"--as-of {text!r}: write an ISO date-time, "
+                           "e.g. 2026-12-05T08:00:00+07:00") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment.astimezone(dt.UTC)
+
+
+@main.group()
+def reports():
+    """Issued reports: frozen as sent, downloadable unchanged later (domain §6.5)."""
+
+
+@reports.command("issue")
+@click.argument("kind", type=click.Choice(("indicators", "households", "activity")))
+@click.option("--period", required=True, help="YYYY-MM, YYYY-Qn or YYYY")
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+@click.option("--team", help="one tổ's report (e.g. tdp01); default: the whole ward")
+@click.option("--note", default="", help="e.g. the dispatch number it was sent under")
+@click.option("--as", "as_user", help="the issuing user (default: the first admin)")
+def reports_issue(kind, period, project_id, team, note, as_user):
+    """Compute a report as of now and keep its files; prints its number and file names."""
+    from server.exports import issued, run
+
+    with app_session() as (app, session):
+        _require_project(session, project_id)
+        if team is not None and app.extensions["ward"] is not None:
+            codes = app.extensions["ward"].tdp_codes
+            if team not in codes:
+                raise CommandError(f"unknown team {team!r} (one of {codes[0]}…{codes[-1]})")
+        actor = _actor(session, as_user)
+        try:
+            report = issued.issue(session, app.extensions["blobs"], kind, project_id,
+                                  ward=app.extensions["ward"], period=period,
+                                  timezone=app.config["TIMEZONE"], team=team,
+                                  issued_by=actor.id, note=note)
+        except run.ExportError as exc:
+            raise CommandError(str(exc)) from exc
+        accounts.audit(session, "report.issue", actor=actor, target=str(report.id),
+                       kind=kind, period=report.period, team=team)
+        lines = [f"{report.id} {report.kind} {report.period} "
+                 f"as-of {report.as_of.isoformat(timespec='seconds')}",
+                 *(f"  {f.name} {f.size} {f.sha256}" for f in report.files)]
+    for line in lines:
+        click.echo(line)
+
+
+@reports.command("list")
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+def reports_list(project_id):
+    """One line per issued report: ID KIND PERIOD TEAM AS_OF ISSUED_BY."""
+    from server.db.models import User
+    from server.exports import issued
+
+    with app_session(write=False) as (_, session):
+        _require_project(session, project_id)
+        lines = []
+        for r in issued.reports(session, project_id):
+            who = session.get(User, r.issued_by) if r.issued_by else None
+            lines.append(f"{r.id} {r.kind} {r.period} {r.team or 'WARD'} "
+                         f"{r.as_of.isoformat(timespec='seconds')} "
+                         f"{who.username if who else '-'}")
+    for line in lines:
+        click.echo(line)
+
+
+@reports.command("get")
+@click.argument("report_id", type=int)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder (default: exports/issued-<ID>/)")
+def reports_get(report_id, out):
+    """Write an issued report's files, byte for byte as issued, and print their paths."""
+    from server.exports import issued, run
+
+    with app_session(write=False) as (app, session):
+        try:
+            report = issued.get(session, report_id)
+        except run.ExportError as exc:
+            raise CommandError(str(exc)) from exc
+        paths = issued.write_files(session, app.extensions["blobs"], report,
+                                   out or REPO_EXPORTS / f"issued-{report_id}")
     for path in paths:
         click.echo(str(path))
 

@@ -462,3 +462,37 @@ class ReviewComment(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     review_state: Mapped[str | None] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Issued reports (domain §6.5): what the office sent, kept byte for byte --------------------
+
+
+class IssuedReport(Base):
+    """A report as issued: its period, the data cut-off it was computed as of, who issued it.
+
+    The files themselves are kept in the blob store, so a report downloaded a year later is
+    the very file that was sent, whatever late uploads changed in the live figures since."""
+
+    __tablename__ = "issued_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # indicators | households | activity
+    period: Mapped[str] = mapped_column(String(20))  # 2026-11, 2026-Q4, 2026
+    team: Mapped[str | None] = mapped_column(String(20))  # NULL = the whole ward
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)  # data uploaded/decided by then
+    issued_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    files: Mapped[list[IssuedReportFile]] = relationship(
+        order_by="IssuedReportFile.id", cascade="all, delete-orphan")
+
+
+class IssuedReportFile(Base):
+    __tablename__ = "issued_report_files"
+    __table_args__ = (UniqueConstraint("report_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("issued_reports.id"))
+    name: Mapped[str] = mapped_column(String(255))  # indicators_long.csv, indicators.xlsx…
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    size: Mapped[int] = mapped_column(BigInteger)

@@ -63,7 +63,8 @@ def dedupe_tables(session: Session, project_id: int, ward) -> list[Table]:
 
 def export(session: Session, store, kind: str, project_id: int, *, ward, period: Period | None,
            form_id: str | None, out: Path, xlsx: bool, bom: bool, timezone: str,
-           progress: Callable[[int], None] | None = None) -> list[Path]:
+           progress: Callable[[int], None] | None = None,
+           as_of: dt.datetime | None = None) -> list[Path]:
     """Write one export KIND into `out`; returns the paths written."""
     if kind not in KINDS:
         raise ExportError(f"unknown export {kind!r}")
@@ -75,7 +76,8 @@ def export(session: Session, store, kind: str, project_id: int, *, ward, period:
                             xlsx_name="dedupe" if xlsx else None, bom=bom, progress=progress)
     if ward is None:
         raise ExportError("reports need the ward configuration (forms/ward.toml)")
-    tables = report_tables(session, kind, project_id, ward, period=period, timezone=timezone)
+    tables = report_tables(session, kind, project_id, ward, period=period, timezone=timezone,
+                           as_of=as_of)
     return write_tables(tables, out, xlsx_name=kind if xlsx else None, bom=bom,
                         progress=progress)
 
@@ -89,13 +91,16 @@ REPORT_TABLES = {
 
 
 def report_tables(session: Session, kind: str, project_id: int, ward, *,
-                  period: Period | None, timezone: str) -> list[Table]:
+                  period: Period | None, timezone: str,
+                  as_of: dt.datetime | None = None) -> list[Table]:
+    """The tables of a report KIND; `as_of` (a stored `data_cutoff`) ignores what was uploaded
+    or decided after it, so an issued report can be produced again unchanged (§6.5)."""
     from server.exports.indicators import report_tables as indicator_tables
     from server.exports.registers import register_tables
 
     build = indicator_tables if kind == "indicators" else register_tables
     tables = build(session, project_id, ward, period=period.text if period else None,
-                   timezone=timezone)
+                   timezone=timezone, as_of=as_of)
     return [t for t in tables if t.name in REPORT_TABLES[kind]]
 
 

@@ -144,6 +144,7 @@ from server.web import (  # noqa: E402,F401  (register the routes)
     downloads,
     duplicates,
     households,
+    issued,
     review,
     setup,
     templating,

@@ -109,3 +109,15 @@ class SearchInput(FlaskForm):
     q = StringField(_l("Tìm theo tên chủ hộ, địa chỉ"), validators=[Optional(), Length(max=200)])
     tdp = SelectField(_l("Tổ dân phố"), validators=[Optional()], validate_choice=False)
     page = IntegerField(validators=[Optional(), NumberRange(min=1, max=100_000)])
+
+
+class IssueInput(FlaskForm):
+    """Issue (freeze) a report for a period, as the office sends it."""
+
+    kind = SelectField(_l("Báo cáo"), validators=[InputRequired()], choices=options([
+        ("indicators", _l("Chỉ tiêu (E1, E2)")),
+        ("households", _l("Sổ hộ, sổ thành viên, lượt hỗ trợ (E3–E5)")),
+        ("activity", _l("Hoạt động của tình nguyện viên và của tổ")),
+    ]))
+    period = StringField(_l("Kỳ báo cáo"), validators=[DataRequired(), Length(max=20)])
+    note = StringField(_l("Ghi chú (số công văn…)"), validators=[Optional(), Length(max=500)])

@@ -30,6 +30,14 @@ GENERATED_MEDIA = {"households.csv", "members.csv", "volunteers.csv"}
 ENTITY_LISTS = {"households.csv"}
 
 
+class VersionConflict(PublishError):
+    """The form's version is already published with other content."""
+
+    def __init__(self, message: str, form_id: str, version: str):
+        super().__init__(message)
+        self.form_id, self.version = form_id, version
+
+
 @dataclass
 class PublishResult:
     form_id: str
@@ -89,7 +97,9 @@ def publish_xform(
     xlsform: bytes | None = None,
     xlsform_name: str | None = None,
     name: str = "form",
+    keep_media: bool = False,
 ) -> PublishResult:
+    """`keep_media`: a referenced file not given is taken over from the current version."""
     try:
         schema = parse_form_schema(xml)
     except ValueError as exc:
@@ -111,24 +121,29 @@ def publish_xform(
     if existing is not None:
         if existing.md5 == digest:
             return PublishResult(form_id, version, created=False)
-        raise PublishError(
+        raise VersionConflict(
             f"{name}: version {version!r} of form {form_id!r} is already published with "
-            "different content; change the version in the settings sheet"
+            "different content; change the version in the settings sheet", form_id, version
         )
+    previous = session.get(FormVersion, form.current_version_id) if (
+        keep_media and form.current_version_id) else None
     fv = FormVersion(form_id=form.id, version=version, title=schema.title or form_id,
                      xml=xml, md5=digest, xlsform=xlsform, xlsform_name=xlsform_name)
     session.add(fv)
     session.flush()
-    warnings = _attach_media(session, store, fv, schema, media or {}, name)
+    warnings = _attach_media(session, store, fv, schema, media or {}, name, previous)
     form.current_version_id = fv.id
     session.flush()
     return PublishResult(form_id, version, created=True, warnings=warnings)
 
 
 def _attach_media(session, store, fv: FormVersion, schema: FormSchema,
-                  media: Mapping[str, bytes], name: str) -> list[str]:
+                  media: Mapping[str, bytes], name: str,
+                  previous: FormVersion | None = None) -> list[str]:
     warnings = []
     expected = set(schema.media_references())
+    kept = {m.filename: m for m in media_of(session, previous) if m.blob_sha256} if (
+        previous is not None) else {}
     for filename in sorted(expected):
         if filename in GENERATED_MEDIA:
             session.add(FormMedia(form_version_id=fv.id, filename=filename, blob_sha256=None,
@@ -137,6 +152,10 @@ def _attach_media(session, store, fv: FormVersion, schema: FormSchema,
             blob = store.put(session, media[filename])
             session.add(FormMedia(form_version_id=fv.id, filename=filename,
                                   blob_sha256=blob.sha256, content_type=_content_type(filename)))
+        elif filename in kept:  # the same stored bytes: nothing is copied
+            session.add(FormMedia(form_version_id=fv.id, filename=filename,
+                                  blob_sha256=kept[filename].blob_sha256,
+                                  content_type=kept[filename].content_type))
         else:
             warnings.append(f"{name}: media file {filename!r} is referenced but was not given")
     for extra in sorted(set(media) - expected):
@@ -205,24 +224,35 @@ def publish_path(session: Session, store: BlobStore, project_id: int, path: Path
                  ward=None, validate: bool = True) -> PublishResult:
     """Publish an XLSForm (.xlsx) or an XForm (.xml) file with its `<stem>-media/` folder."""
     media = read_media_folder(path.with_name(f"{path.stem}-media"))
-    data = path.read_bytes()
-    if path.suffix.lower() == ".xlsx":
+    return publish_file(session, store, project_id, path.name, path.read_bytes(), media=media,
+                        ward=ward, validate=validate)
+
+
+def publish_file(session: Session, store: BlobStore, project_id: int, filename: str,
+                 data: bytes, *, media: Mapping[str, bytes] | None = None, ward=None,
+                 validate: bool = True, keep_media: bool = False) -> PublishResult:
+    """Publish the bytes of an XLSForm or XForm file named `filename` (its suffix decides)."""
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".xlsx":
         source = data
         if ward is not None:
             from server.domain.ward import apply_ward_lists
 
-            data = apply_ward_lists(data, ward)
-        xml, warnings = convert_xlsform(data, path.name)
-        xlsform, xlsform_name = source, path.name
-    elif path.suffix.lower() == ".xml":
+            try:
+                data = apply_ward_lists(data, ward)
+            except ValueError as exc:
+                raise PublishError(f"{filename}: {exc}") from exc
+        xml, warnings = convert_xlsform(data, filename)
+        xlsform, xlsform_name = source, filename
+    elif suffix == ".xml":
         xml, warnings, xlsform, xlsform_name = data, [], None, None
     else:
-        raise PublishError(f"{path.name}: only .xlsx (XLSForm) and .xml (XForm) can be published")
+        raise PublishError(f"{filename}: only .xlsx (XLSForm) and .xml (XForm) can be published")
     existing_md5 = _published_md5(session, project_id, xml)
     if validate and existing_md5 != md5_hex(xml):
-        warnings += odk_validate(xml, path.name)
+        warnings += odk_validate(xml, filename)
     result = publish_xform(session, store, project_id, xml, media=media, xlsform=xlsform,
-                           xlsform_name=xlsform_name, name=path.name)
+                           xlsform_name=xlsform_name, name=filename, keep_media=keep_media)
     result.warnings[:0] = warnings
     return result
 

@@ -143,6 +143,7 @@ from server.web import (  # noqa: E402,F401  (register the routes)
     dashboard,
     downloads,
     duplicates,
+    forms_page,
     households,
     issued,
     review,

@@ -16,6 +16,7 @@ NAV = (
     ("web.submissions", _l("Phiếu")),
     ("web.households", _l("Hộ gia đình")),
     ("web.duplicates", _l("Hộ trùng")),
+    ("web.forms", _l("Mẫu phiếu")),
     ("web.setup", _l("Cài Collect")),
     ("web.exports", _l("Tải dữ liệu")),
 )

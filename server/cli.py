@@ -166,16 +166,38 @@ def user():
 @click.option("--team", help="tdp01…tdp20, or ward")
 @click.option("--display-name")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
-def user_add(username, role, project_id, team, display_name, password_stdin):
+@click.option("--joined", metavar="YYYY-MM-DD",
+              help="the day the member joined its team (default: today)")
+def user_add(username, role, project_id, team, display_name, password_stdin, joined):
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     with app_session() as (app, session):
+        joined_on = _local_day(app, joined, "--joined") if role != "admin" else None
         new = accounts.create_user(session, username, role, project_id=project_id, team=team,
                                    display_name=display_name, password=password,
-                                   digest=bool(app.config["DIGEST_AUTH"]))
+                                   digest=bool(app.config["DIGEST_AUTH"]), joined_on=joined_on)
         accounts.audit(session, "user.create", target=username, role=role, team=team)
         click.echo(f"created {role} {username}")
         if new.password and not password_stdin:
             click.echo(f"password: {new.password}")
+
+
+def _local_day(app, text: str | None, option: str) -> str:
+    """A registry date: YYYY-MM-DD, not after today in SERVER_TIMEZONE (the default)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    today = dt.datetime.now(ZoneInfo(app.config["TIMEZONE"])).date()
+    if text is None:
+        return today.isoformat()
+    try:
+        day = dt.date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise CommandError(f"{option} must be a date YYYY-MM-DD, not {text!r}")
+    if day > today:
+        raise CommandError(f"{option} cannot be after today ({today.isoformat()})")
+    return day.isoformat()
 
 
 def _user(session, username: str):
@@ -251,6 +273,28 @@ def user_revoke(username):
         accounts.revoke(session, _user(session, username))
         accounts.audit(session, "user.revoke", target=username)
         click.echo(f"revoked {username}")
+
+
+@user.command("leave")
+@click.argument("username")
+@click.option("--on", "left_on", metavar="YYYY-MM-DD",
+              help="the day the member left its team (default: today)")
+def user_leave(username, left_on):
+    """Record that a member left its team; its token and sessions are revoked at once."""
+    from server.domain import team_registry
+
+    with app_session() as (app, session):
+        u = _user(session, username)
+        if u.role == "admin":
+            raise CommandError("admins are not team members")
+        if not u.active:
+            raise CommandError(f"user {username!r} is not active")
+        day = _local_day(app, left_on, "--on")
+        if day < team_registry.joined_date(u, app.config["TIMEZONE"]).isoformat():
+            raise CommandError(f"--on {day} is before the day {username} joined")
+        accounts.deactivate(session, u, day)
+        accounts.audit(session, "user.leave", target=username, left_on=day)
+        click.echo(f"{username} left on {day}")
 
 
 def _matcher(app):

@@ -80,6 +80,11 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The team registry (I07): local dates, YYYY-MM-DD. No joined_on = the day the account
+    # was created; left_recorded_at lets a report "as of" a cut-off ignore a later departure.
+    joined_on: Mapped[str | None] = mapped_column(String(10))
+    left_on: Mapped[str | None] = mapped_column(String(10))
+    left_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Blob(Base):
@@ -387,16 +392,38 @@ class MergeLogEntry(Base):
 # Office records that reports read (domain §6.1, §6.3 I07, §6.6) ---------------------------
 
 
+class TrainingSession(Base):
+    """A training the office or a tổ held; who attended is one VolunteerTraining row each."""
+
+    __tablename__ = "training_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    date: Mapped[str] = mapped_column(String(10))  # local date, YYYY-MM-DD
+    topic: Mapped[str] = mapped_column(Text)
+    organiser: Mapped[str] = mapped_column(String(200))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class VolunteerTraining(Base):
-    """A training a team member attended, entered by the office (I07); never by the forms."""
+    """A training a team member attended, entered by the office (I07); never by the forms.
+
+    One row per attendee: I07 reads these rows alone. Rows of a session copy its date, topic
+    and organiser; rows entered before sessions existed have no session.
+    """
 
     __tablename__ = "volunteer_trainings"
+    __table_args__ = (UniqueConstraint("session_id", "user_id",
+                                       name="uq_volunteer_trainings_session_user"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     date: Mapped[str] = mapped_column(String(10))  # local date, YYYY-MM-DD
     topic: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_sessions.id", name="fk_volunteer_trainings_session"), index=True)
+    organiser: Mapped[str | None] = mapped_column(String(200))
     # Reports "as of" a cut-off ignore records entered after it.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

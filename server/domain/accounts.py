@@ -12,13 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from server.db.models import AuditEntry, Project, User
+from server.db.models import AuditEntry, Project, User, utcnow
 
 ROLES = ("admin", "supervisor", "volunteer")
 DIGEST_REALM = "ODK Server"
 
 
 class AccountError(ValueError):
+    pass
+
+
+class WrongPassword(AccountError):
     pass
 
 
@@ -72,6 +76,7 @@ def create_user(
     display_name: str | None = None,
     password: str | None = None,
     digest: bool = True,
+    joined_on: str | None = None,
 ) -> NewUser:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
@@ -92,6 +97,7 @@ def create_user(
         display_name=display_name or username,
         session_epoch=0,
         active=True,
+        joined_on=joined_on,
     )
     if role != "volunteer" and password is None:
         password = secrets.token_urlsafe(12)
@@ -147,6 +153,45 @@ def revoke(session: Session, user: User) -> None:
     """
     user.token_hash = None
     user.token_salt = None
+    user.session_epoch += 1
+    session.flush()
+
+
+def deactivate(session: Session, user: User, left_on: str) -> None:
+    """The member left the team on `left_on` (a local date): the account stops working at
+    once, as with `revoke`, and reports count the member as active only before that day."""
+    user.active = False
+    user.left_on = left_on
+    user.left_recorded_at = utcnow()
+    revoke(session, user)
+
+
+# Unambiguous when read aloud or copied from paper: no 0/o, 1/l/i.
+_READABLE = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def readable_password() -> str:
+    """12 random characters in three groups (about 59 bits), e.g. `k7mq-x3vr-9tpz`."""
+    chars = "".join(secrets.choice(_READABLE) for _ in range(12))
+    return "-".join(chars[i:i + 4] for i in range(0, 12, 4))
+
+
+def reset_password(session: Session, user: User, *, digest: bool) -> str:
+    """A new password for someone who lost theirs; their open web sessions end."""
+    password = readable_password()
+    set_password(user, password, digest=digest)
+    user.session_epoch += 1
+    session.flush()
+    return password
+
+
+def change_password(session: Session, user: User, current: str, new: str, *,
+                    digest: bool) -> None:
+    """The user's own change: the current password first, so an open session left on a
+    shared computer cannot take the account over. Other sessions end."""
+    if not check_password(user, current):
+        raise WrongPassword("the current password is wrong")
+    set_password(user, new, digest=digest)
     user.session_epoch += 1
     session.flush()
 

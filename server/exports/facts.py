@@ -206,11 +206,15 @@ class Volunteer:
     display_name: str
     role: str
     team: str  # tdpNN, or "ward" for ward-level members
-    joined: dt.date  # local date the account was created
+    joined: dt.date  # joined_on of the registry, else the local date the account was created
     active: bool
     trainings: tuple[dt.date, ...]
+    left: dt.date | None = None  # left_on of the registry: no longer a member from that day
 
     def active_at(self, day: dt.date) -> bool:
+        if self.left is not None:
+            return self.joined <= day < self.left
+        # an account switched off without a leaving date has no period of membership to keep
         return self.active and self.joined <= day
 
     def trained_between(self, start: dt.date, end: dt.date) -> bool:
@@ -759,11 +763,20 @@ def _volunteers(session: Session, project_id: int, as_of: dt.datetime | None,
     if as_of is not None:
         users = users.where(User.created_at <= as_of)
     local = ZoneInfo(zone)
-    return [
-        Volunteer(user_id=u.id, username=u.username, display_name=u.display_name, role=u.role,
-                  team=u.team or "ward", joined=u.created_at.astimezone(local).date(),
-                  active=u.active, trainings=tuple(sorted(trained.get(u.id, ()))))
-        for u in session.scalars(users.order_by(User.username))
+    out = []
+    for u in session.scalars(users.order_by(User.username)):
         # a supervisor is a team member when it leads a tổ; the ward office is not a team
-        if u.role == "volunteer" or (u.team and u.team != "ward")
-    ]
+        if u.role != "volunteer" and not (u.team and u.team != "ward"):
+            continue
+        joined = (parse_local_date(u.joined_on, zone)
+                  or u.created_at.astimezone(local).date())
+        # a departure entered after the cut-off did not exist yet as of it
+        left_known = u.left_on is not None and (
+            as_of is None or u.left_recorded_at is None or u.left_recorded_at <= as_of)
+        out.append(Volunteer(
+            user_id=u.id, username=u.username, display_name=u.display_name, role=u.role,
+            team=u.team or "ward", joined=joined,
+            active=u.active or (u.left_on is not None and not left_known),
+            left=parse_local_date(u.left_on, zone) if left_known else None,
+            trainings=tuple(sorted(trained.get(u.id, ())))))
+    return out

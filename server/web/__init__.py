@@ -146,7 +146,9 @@ from server.web import (  # noqa: E402,F401  (register the routes)
     forms_page,
     households,
     issued,
+    people,
     review,
     setup,
     templating,
+    trainings,
 )

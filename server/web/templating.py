@@ -18,6 +18,8 @@ NAV = (
     ("web.duplicates", _l("Hộ trùng")),
     ("web.forms", _l("Mẫu phiếu")),
     ("web.setup", _l("Cài Collect")),
+    ("web.people", _l("Thành viên Tổ")),
+    ("web.trainings", _l("Tập huấn")),
     ("web.exports", _l("Tải dữ liệu")),
 )
 

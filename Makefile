@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test test-pg bench lint venv
+.PHONY: run test test-pg bench lint venv engines
 
 venv: $(VENV)/.installed
 
@@ -20,10 +20,18 @@ run: venv
 	$(PY) -m server init
 	$(PY) -m server serve --host $(HOST) --port $(PORT)
 
-test: venv
+# The ODK Web Forms engine for the engine tests (npm packages pinned in its package-lock.json).
+ENGINES := tests/engines/webforms
+engines: $(ENGINES)/node_modules/.package-lock.json
+
+$(ENGINES)/node_modules/.package-lock.json: $(ENGINES)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(ENGINES) --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: tests/engines will fail (install Node.js 20, or SKIP_ENGINE_TESTS=1)"; fi
+
+test: venv engines
 	$(PY) -m pytest
 
-test-pg: venv
+test-pg: venv engines
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(PY) -m pytest
 
 bench: venv

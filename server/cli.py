@@ -413,7 +413,10 @@ def households_unmerge(alias_id, as_user):
 @click.option("--as-of", "as_of", metavar="DATA_CUTOFF",
               help="reports only: ignore what was uploaded or decided after this moment "
                    "(an ISO date-time, e.g. an issued report's data_cutoff)")
-def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of):
+@click.option("--awards", is_flag=True,
+              help="activity only: the 10 October award tables, year to date up to the ward's "
+                   "award cut-off (--period YYYY: that year)")
+def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of, awards):
     """Write an export into --out and print each file's path."""
     from server.exports import run
 
@@ -430,7 +433,7 @@ def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of):
                                ward=app.extensions["ward"], period=parsed, form_id=form_id,
                                out=out, xlsx=xlsx, bom=not no_bom,
                                timezone=app.config["TIMEZONE"], progress=_progress(),
-                               as_of=cutoff)
+                               as_of=cutoff, awards=awards)
         except run.ExportError as exc:
             raise CommandError(str(exc)) from exc
     with app_session() as (app, session):

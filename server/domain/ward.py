@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AWARD_METRICS",
     "AwardConfig",
     "ELIGIBLE_BIZ_VALUES",
     "EssentialRule",
@@ -48,6 +49,17 @@ _ESSENTIAL_STATUSES = ("dvc", "cashless", "digisig", "vssid", "ehealth", "bdhvs"
 _RESERVED_TDP_CODES = ("ward", "WARD")
 #: Choice name of the form's own "other street" row; a configured street may not use it.
 _OTHER_STREET = "other"
+#: Columns of `volunteer_activity` (E6) an award score may weigh: its counts. Duplicate
+#: surveys are left out on purpose: they are a data-quality figure, never a penalty (§6.6).
+AWARD_METRICS = (
+    "n_surveys", "n_households_surveyed", "n_new_households", "n_visits",
+    "n_households_visited", "n_households_helped", "n_people_helped", "n_completions",
+    "n_unique_completions", "n_partial", "n_followup", "done_vneid_l1", "done_vneid_l2",
+    "done_vneid_use", "done_dvc_account", "done_dvc_procedure", "done_cashless", "done_biz_qr",
+    "done_digisig", "done_vssid", "done_ehealth", "done_school_app", "done_ecommerce",
+    "done_bdhvs", "done_safety", "done_other", "minutes_total", "n_followups_due",
+    "n_followups_on_time", "n_verified", "n_verified_ok", "satisfaction_n", "active_days",
+)
 
 _CHOICE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _TARGET_ID = re.compile(r"^I[0-9]{2}[a-z]?$")
@@ -421,6 +433,9 @@ def _build(r: _Reader, data: dict) -> WardConfig:
         key = f"awards.score_weights.{metric}"
         if not _METRIC_NAME.match(metric):
             raise r.error(key, "metric names are lower-case column names of volunteer_activity")
+        if metric not in AWARD_METRICS:
+            raise r.error(key, "not a count of volunteer_activity that a score may weigh "
+                               f"(one of: {', '.join(AWARD_METRICS)})")
         weight = r.number(weights_raw, key, lo=-1e6, hi=1e6)
         assert weight is not None
         weights.append((metric, weight))

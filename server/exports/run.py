@@ -64,10 +64,13 @@ def dedupe_tables(session: Session, project_id: int, ward) -> list[Table]:
 def export(session: Session, store, kind: str, project_id: int, *, ward, period: Period | None,
            form_id: str | None, out: Path, xlsx: bool, bom: bool, timezone: str,
            progress: Callable[[int], None] | None = None,
-           as_of: dt.datetime | None = None) -> list[Path]:
-    """Write one export KIND into `out`; returns the paths written."""
+           as_of: dt.datetime | None = None, awards: bool = False) -> list[Path]:
+    """Write one export KIND into `out`; returns the paths written. `awards` (activity only):
+    the 10 October award tables instead of the period's (domain §6.6)."""
     if kind not in KINDS:
         raise ExportError(f"unknown export {kind!r}")
+    if awards and kind != "activity":
+        raise ExportError(f"--awards goes with the activity export, not with {kind}")
     if kind == "submissions":
         return submissions(session, store, project_id, form_id=form_id, period=period, out=out,
                            xlsx=xlsx, bom=bom, timezone=timezone, progress=progress)
@@ -76,6 +79,11 @@ def export(session: Session, store, kind: str, project_id: int, *, ward, period:
                             xlsx_name="dedupe" if xlsx else None, bom=bom, progress=progress)
     if ward is None:
         raise ExportError("reports need the ward configuration (forms/ward.toml)")
+    if awards:
+        tables = award_tables(session, project_id, ward, period=period, timezone=timezone,
+                              as_of=as_of)
+        return write_tables(tables, out, xlsx_name="awards" if xlsx else None, bom=bom,
+                            progress=progress)
     tables = report_tables(session, kind, project_id, ward, period=period, timezone=timezone,
                            as_of=as_of)
     return write_tables(tables, out, xlsx_name=kind if xlsx else None, bom=bom,
@@ -86,7 +94,7 @@ def export(session: Session, store, kind: str, project_id: int, *, ward, period:
 REPORT_TABLES = {
     "indicators": ("indicators_long", "report_wide"),
     "households": ("households_register", "members_register"),
-    "activity": ("service_events",),
+    "activity": ("service_events", "volunteer_activity", "team_activity"),
 }
 
 
@@ -95,13 +103,27 @@ def report_tables(session: Session, kind: str, project_id: int, ward, *,
                   as_of: dt.datetime | None = None) -> list[Table]:
     """The tables of a report KIND; `as_of` (a stored `data_cutoff`) ignores what was uploaded
     or decided after it, so an issued report can be produced again unchanged (§6.5)."""
+    from server.exports.activity import activity_export
     from server.exports.indicators import report_tables as indicator_tables
     from server.exports.registers import register_tables
 
-    build = indicator_tables if kind == "indicators" else register_tables
+    build = {"indicators": indicator_tables, "activity": activity_export}.get(kind,
+                                                                           register_tables)
     tables = build(session, project_id, ward, period=period.text if period else None,
                    timezone=timezone, as_of=as_of)
     return [t for t in tables if t.name in REPORT_TABLES[kind]]
+
+
+def award_tables(session: Session, project_id: int, ward, *, period: Period | None,
+                 timezone: str, as_of: dt.datetime | None = None) -> list[Table]:
+    """E6/E7 for the year to the ward's award cut-off, and the scores if weights are set."""
+    from server.exports.activity import award_tables as tables
+
+    try:
+        return tables(session, project_id, ward, period=period.text if period else None,
+                      timezone=timezone, as_of=as_of)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
 
 
 def submissions(session: Session, store, project_id: int, *, form_id: str | None,

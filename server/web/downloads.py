@@ -92,15 +92,27 @@ def register_tables(db) -> list[Table]:
 
     if ward() is None:
         return []
-    return _by_tdp(tables(db, scope.project_id(), ward(), period=_report_period(),
-                          timezone=current_app.config["TIMEZONE"]))
+    return _by_tdp([t for t in tables(db, scope.project_id(), ward(), period=_report_period(),
+                                      timezone=current_app.config["TIMEZONE"])
+                    if t.name in TABLES["households"]])
+
+
+def activity_tables(db) -> list[Table]:
+    """E5–E7, as `export activity`; a team leader gets its tổ's events, volunteers and team."""
+    from server.exports.activity import activity_export
+
+    if ward() is None:
+        return []
+    return _by_tdp(activity_export(db, scope.project_id(), ward(), period=_report_period(),
+                                   timezone=current_app.config["TIMEZONE"]))
 
 
 KINDS: dict[str, Callable] = {"indicators": indicator_tables, "households": register_tables,
-                              "dedupe": dedupe_tables}
-# What each kind gives (domain §6.4, §7.8), listed without computing anything.
+                              "activity": activity_tables, "dedupe": dedupe_tables}
+# What each kind gives (domain §6.4, §6.6, §7.8), listed without computing anything.
 TABLES = {"indicators": ("indicators_long", "report_wide"),
-          "households": ("households_register", "members_register", "service_events"),
+          "households": ("households_register", "members_register"),
+          "activity": ("service_events", "volunteer_activity", "team_activity"),
           "dedupe": ("dedupe_review_queue", "merge_log")}
 
 

@@ -49,7 +49,8 @@ def test_export_reports(app, collect, xforms, cli, tmp_path):
     add(collect, xforms, "Phạm Văn Đức", phone="0983123456")
     for kind, names in (("indicators", ["indicators_long.csv", "report_wide.csv"]),
                         ("households", ["households_register.csv", "members_register.csv"]),
-                        ("activity", ["service_events.csv"])):
+                        ("activity", ["service_events.csv", "volunteer_activity.csv",
+                                      "team_activity.csv"])):
         result = cli("export", kind, "--period", "2026-11", "--out", str(tmp_path))
         assert result.exit_code == 0, result.output
         assert [p.rsplit("/", 1)[1] for p in result.output.split()] == names

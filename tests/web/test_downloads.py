@@ -8,6 +8,7 @@ import re
 import zipfile
 
 from server.db.models import DedupePair
+from server.domain import accounts
 from tests.openrosa.conftest import rows
 
 
@@ -25,6 +26,9 @@ def test_exports_page_lists_every_kind(ward, sup1):
                      "/exports/dedupe.xlsx", "/exports/indicators/indicators_long.csv",
                      "/exports/indicators/report_wide.csv",
                      "/exports/households/households_register.csv",
+                     "/exports/activity/service_events.csv",
+                     "/exports/activity/volunteer_activity.csv",
+                     "/exports/activity/team_activity.csv", "/exports/activity.xlsx",
                      "/exports/submissions/household_survey/household_survey.csv",
                      "/exports/submissions/household_survey.csv.zip".replace(".csv.zip", ".zip"),
                      "/exports/submissions/support_visit.xlsx"):
@@ -72,3 +76,33 @@ def test_xlsx_and_indicators(ward, admin, add_household):
     wide = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     assert wide[-1]["tdp_code"] == "WARD"
     assert admin.get("/exports/indicators/report_wide.csv?period=nope").status_code == 400
+
+
+def test_activity_tables_keep_to_the_leaders_team(app, ward, sup1, admin):
+    session = app.extensions["db"].session(write=True)
+    accounts.create_user(session, "vol9", "volunteer", project_id=ward.project_id, team="tdp02",
+                         display_name="Lê Văn Chín")
+    session.commit()
+    session.close()
+
+    def table(browser, name):
+        response, data = _get(browser, f"/exports/activity/{name}.csv?period=2026-11")
+        assert response.status_code == 200 and data.startswith(b"\xef\xbb\xbf")
+        return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+
+    # the leader of tdp01 gets its own team's volunteers and its tổ's row, nobody else's
+    assert [(r["period_type"], r["volunteer_id"], r["role"])
+            for r in table(sup1, "volunteer_activity")] == [
+        ("month", "sup1", "leader"), ("month", "vol1", "member"), ("ytd", "sup1", "leader"),
+        ("ytd", "vol1", "member")]
+    assert {r["tdp_code"] for r in table(sup1, "team_activity")} == {"tdp01"}
+    # the office sees every team and the ward row
+    assert {r["volunteer_id"] for r in table(admin, "volunteer_activity")} == {
+        "sup1", "vol1", "vol9"}
+    teams = {r["tdp_code"] for r in table(admin, "team_activity")}
+    assert {"tdp01", "tdp02", "WARD"} <= teams
+    response, data = _get(sup1, "/exports/activity.xlsx?period=2026-11")
+    assert response.status_code == 200 and data.startswith(b"PK")
+    assert sup1.get("/exports/activity/team_activity.csv?period=2026-99").status_code == 400
+    # service events moved from the registers to the activity downloads
+    assert sup1.get("/exports/households/service_events.csv").status_code == 404

@@ -548,6 +548,67 @@ def _progress():
     return tick
 
 
+@main.group()
+def erase():
+    """Erase a person's personal data on request (Law 91/2025/QH15); admins only, audited."""
+
+
+def _erase(run_erasure, yes: bool) -> None:
+    from server.domain import erasure
+
+    if not yes:
+        click.confirm("Personal fields are blanked in every stored version and cannot be "
+                      "restored. Continue?", abort=True, err=True)
+    with app_session() as (app, session):
+        try:
+            result = run_erasure(app, session)
+        except erasure.ErasureError as exc:
+            raise CommandError(str(exc)) from exc
+    try:  # after the commit: old copies leave the database files and the blob store
+        erasure.release(app.extensions["db"].engine, app.extensions["blobs"], result)
+    finally:
+        app.extensions["db"].dispose()
+    click.echo(f"erased {result.target}: {len(result.submissions)} submissions, "
+               f"{result.versions} versions, {result.members} member records, "
+               f"{len(result.files)} files; audit entry {result.audit_id}")
+
+
+def _streets(app) -> dict[str, str]:
+    ward = app.extensions["ward"]
+    return {s.name: s.label_vi for s in ward.streets} if ward is not None else {}
+
+
+@erase.command("household")
+@click.argument("household_id")
+@click.option("--member", help="only this member (the name as written; case and marks aside)")
+@click.option("--member-id", help="only this member, by id (when two share a name)")
+@click.option("--reason", required=True, help="why: the request's reference")
+@click.option("--as", "as_user", help="the admin erasing (default: the first admin)")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def erase_household(household_id, member, member_id, reason, as_user, yes):
+    """Blank a household's (or one member's) personal fields in every submission about it."""
+    from server.domain import erasure
+
+    _erase(lambda app, session: erasure.erase_household(
+        session, household_id=household_id, actor=_actor(session, as_user), reason=reason,
+        member=member, member_id=member_id, streets=_streets(app)), yes)
+
+
+@erase.command("submission")
+@click.argument("instance_id")
+@click.option("--project", "project_id", type=int, default=1, show_default=True)
+@click.option("--reason", required=True, help="why: the request's reference")
+@click.option("--as", "as_user", help="the admin erasing (default: the first admin)")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def erase_submission(instance_id, project_id, reason, as_user, yes):
+    """Blank every personal field of one submission (all its versions)."""
+    from server.domain import erasure
+
+    _erase(lambda app, session: erasure.erase_submission(
+        session, project_id=project_id, instance_id=instance_id,
+        actor=_actor(session, as_user), reason=reason, streets=_streets(app)), yes)
+
+
 @main.command("backup")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 def backup_command(dest):

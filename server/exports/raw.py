@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from server.db.models import Attachment, Form, FormVersion, Submission, SubmissionVersion, User
 from server.domain.forms import schema_of
+from server.domain.masking import PHONE_FIELDS, mask_phone
 from server.domain.xform_schema import Field, FormSchema
 from server.exports.tables import Table, csv_chunks
 from server.storage import BlobStore, FileBlobStore
@@ -67,6 +68,7 @@ class _Column:
     field: Field
     header: str
     split: tuple[str, ...] | None  # select_multiple values seen, when splitting
+    mask: bool = False  # a phone number the reader may not see in full (domain/masking.py)
 
     def headers(self) -> list[str]:
         if self.field.type == "geopoint":
@@ -75,6 +77,8 @@ class _Column:
 
     def cells(self, value: str | None) -> list[Any]:
         value = value or ""
+        if self.mask:
+            return [mask_phone(value)]
         if self.field.type == "geopoint":
             return (value.split() + ["", "", "", ""])[:4]
         if self.split is None:
@@ -91,6 +95,7 @@ def raw_tables(
     split_select_multiples: bool = False,
     group_paths: bool = True,
     timezone: str = "Asia/Ho_Chi_Minh",
+    mask_phones: bool = False,
 ) -> list[Table]:
     """The root table, then one table per repeat in depth-first order; rows are lazy.
 
@@ -106,7 +111,8 @@ def raw_tables(
     def columns(fields: list[Field]) -> list[_Column]:
         return [
             _Column(f, f.table_path.replace("/", "-") if group_paths else f.name,
-                    (seen.get(f.path, ()) if seen is not None and f.select_multiple else None))
+                    (seen.get(f.path, ()) if seen is not None and f.select_multiple else None),
+                    mask_phones and f.name in PHONE_FIELDS)
             for f in fields
         ]
 
@@ -148,6 +154,7 @@ def write_zip(
     bom: bool = True,
     timezone: str = "Asia/Ho_Chi_Minh",
     progress: Callable[[int], None] | None = None,
+    mask_phones: bool = False,
 ) -> Path:
     """Central's ``submissions.csv.zip``: every table as CSV, then ``media/<name>``.
 
@@ -156,7 +163,8 @@ def write_zip(
     """
     out_path = Path(out_path)
     tables = raw_tables(session, form, filters=filters, timezone=timezone,
-                        split_select_multiples=split_select_multiples, group_paths=group_paths)
+                        split_select_multiples=split_select_multiples, group_paths=group_paths,
+                        mask_phones=mask_phones)
     part = out_path.with_name(out_path.name + ".part")
     try:
         with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from server.db.models import utcnow
 from server.domain import dedupe
 from server.domain.dedupe import DedupeConfig
+from server.domain.masking import mask_phone
 from server.domain.ward import WardConfig
 from server.exports.facts import DEFAULT_TIMEZONE, Facts, HouseholdFact, SnapshotFact, load_facts
 from server.exports.indicators import (
@@ -99,8 +100,9 @@ def _dedupe_status(h: HouseholdFact) -> str:
 
 class _Registers:
     def __init__(self, facts: Facts, ward: WardConfig, start: dt.date | None,
-                 end: dt.date) -> None:
+                 end: dt.date, mask_phones: bool = False) -> None:
         self.facts, self.ward, self.start, self.end = facts, ward, start, end
+        self.phone = mask_phone if mask_phones else (lambda value: value)
         self.report = Report(facts, ward)
         self.streets = {s.name: s.label_vi for s in ward.streets}
         self._households: list[HouseholdAt] | None = None
@@ -138,7 +140,7 @@ class _Registers:
                 h.household_id, at.tdp, street, street_name, alley, house_no, landmark,
                 address_display(street_name, alley, house_no, landmark),
                 merged.get("head_name") or "", merged.get("head_birth_year") or "",
-                merged.get("head_sex") or "", merged.get("phone") or "",
+                merged.get("head_sex") or "", self.phone(merged.get("phone") or ""),
                 merged.get("phone_owner") or "", int(bool(merged.get("pid_hmac"))),
                 merged.get("pid_last4") or "",
                 len(at.members) if consented else "",
@@ -218,15 +220,17 @@ def register_tables(
     timezone: str = DEFAULT_TIMEZONE,
     now: dt.datetime | None = None,
     facts: Facts | None = None,
+    mask_phones: bool = False,
 ) -> list[Table]:
     """E3 and E4 as of the period's last day (no period: today), and E5 for the visits dated
-    in the period (no period: up to today), from the data uploaded by `as_of`."""
+    in the period (no period: up to today), from the data uploaded by `as_of`. `mask_phones`:
+    for a reader who may not see full phone numbers (server/domain/masking.py)."""
     now = now or utcnow()
     start, end = period_span(period, now.astimezone(ZoneInfo(timezone)).date())
     if facts is None:
         facts = load_facts(session, project_id, as_of=as_of, timezone=timezone,
                            config=DedupeConfig.for_ward(ward))
-    registers = _Registers(facts, ward, start, end)
+    registers = _Registers(facts, ward, start, end, mask_phones)
     return [
         Table("households_register", list(E3_COLUMNS), registers.household_rows),
         Table("members_register", list(E4_COLUMNS), registers.member_rows),

@@ -139,10 +139,12 @@ def server_error(exc):
 
 
 from server.web import (  # noqa: E402,F401  (register the routes)
+    audit,
     auth,
     dashboard,
     downloads,
     duplicates,
+    erasure,
     forms_page,
     households,
     issued,

@@ -15,6 +15,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     render_template,
     request,
     send_file,
@@ -23,12 +24,25 @@ from flask import (
 from sqlalchemy import select
 
 from server.db.models import Entity, Form
+from server.domain import masking
 from server.exports.run import ExportError, Period
 from server.exports.tables import Table, csv_chunks, write_xlsx
 from server.web import bp, scope
+from server.web.audit import record
 from server.web.review import project_forms
 from server.web.templating import ward
 from server.web_context import blob_store, db_session
+
+
+def _masked() -> bool:
+    """Phone numbers in full only for who needs them (server/domain/masking.py)."""
+    return not masking.sees_full_phone(g.actor, scope.team())
+
+
+def _audited(kind: str, name: str, fmt: str, **details) -> None:
+    """Every download is in the audit log: who took what, of which period, masked or not."""
+    record("export", target=kind, via="web", table=name, format=fmt, masked=_masked(),
+           period=request.args.get("period", "").strip()[:20] or None, **details)
 
 
 def _only(table: Table, keep: Callable[[list], bool]) -> Table:
@@ -93,7 +107,8 @@ def register_tables(db) -> list[Table]:
     if ward() is None:
         return []
     return _by_tdp([t for t in tables(db, scope.project_id(), ward(), period=_report_period(),
-                                      timezone=current_app.config["TIMEZONE"])
+                                      timezone=current_app.config["TIMEZONE"],
+                                      mask_phones=_masked())
                     if t.name in TABLES["households"]])
 
 
@@ -137,7 +152,8 @@ def _raw(form_id: str):
         abort(404)
     filters = RawFilters(period=_period(), tdp=scope.team())
     tz = current_app.config["TIMEZONE"]
-    return db, form, filters, lambda: raw_tables(db, form, filters=filters, timezone=tz)
+    return db, form, filters, lambda: raw_tables(db, form, filters=filters, timezone=tz,
+                                                 mask_phones=_masked())
 
 
 def _disposition(name: str) -> str:
@@ -194,6 +210,7 @@ def export_csv(kind: str, name: str):
     table = next((t for t in KINDS[kind](db_session()) if t.name == name), None)
     if table is None:
         abort(404)
+    _audited(kind, name, "csv")
     return stream_csv(table)
 
 
@@ -202,6 +219,7 @@ def export_xlsx(kind: str):
     if kind not in KINDS:
         abort(404)
     tables = KINDS[kind](db_session())
+    _audited(kind, kind, "xlsx")
     return send_temp(lambda p: write_xlsx(tables, p), f"{kind}.xlsx", XLSX)
 
 
@@ -211,12 +229,14 @@ def export_raw_csv(form_id: str, name: str):
     table = next((t for t in tables() if t.name == name), None)
     if table is None:
         abort(404)
+    _audited("submissions", name, "csv", form=form_id)
     return stream_csv(table)
 
 
 @bp.get("/exports/submissions/<form_id>.xlsx")
 def export_raw_xlsx(form_id: str):
     _db, form, _filters, tables = _raw(form_id)
+    _audited("submissions", form.xml_form_id, "xlsx", form=form_id)
     return send_temp(lambda p: write_xlsx(tables(), p), f"{form.xml_form_id}.xlsx", XLSX)
 
 
@@ -226,8 +246,9 @@ def export_raw_zip(form_id: str):
 
     db, form, filters, _tables = _raw(form_id)
     tz = current_app.config["TIMEZONE"]
+    _audited("submissions", form.xml_form_id, "zip", form=form_id)
     return send_temp(lambda p: write_zip(db, blob_store(), form, p, filters=filters,
-                                         timezone=tz),
+                                         timezone=tz, mask_phones=_masked()),
                      f"{form.xml_form_id}.csv.zip", "application/zip")
 
 

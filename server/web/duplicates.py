@@ -20,7 +20,7 @@ from server.db.models import (
     SubmissionVersion,
     User,
 )
-from server.domain import accounts, matching
+from server.domain import accounts, masking, matching
 from server.domain.normalize import clean_text
 from server.exports.dedupe_reports import address
 from server.web import bp, scope
@@ -90,6 +90,9 @@ def comparison(db, a: HouseholdSnapshot, b: HouseholdSnapshot) -> list[dict]:
     rows = []
     for label, va, vb in zip(labels, values(a), values(b), strict=True):
         rows.append({"label": label, "a": va, "b": vb, "differ": clean_text(va) != clean_text(vb)})
+    phone = rows[labels.index(_("Điện thoại"))]  # compared in full, shown as the role allows
+    for side, snap in (("a", a), ("b", b)):
+        phone[side] = masking.show_phone(phone[side], masking.sees_full_phone(g.actor, snap.tdp))
     return rows
 
 

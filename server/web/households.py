@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, true
 
@@ -18,7 +18,7 @@ from server.db.models import (
     SubmissionVersion,
     User,
 )
-from server.domain import entities
+from server.domain import entities, masking
 from server.domain.forms import schema_of
 from server.domain.normalize import clean_text, fold_ascii
 from server.exports.dedupe_reports import address
@@ -123,9 +123,26 @@ def household(hid: str):
         HouseholdMember.present.desc(), HouseholdMember.birth_year, HouseholdMember.name)))
     events = _surveys(db, cluster) + _visits(db, e.project_id, cluster) + _merges(db, cluster)
     events.sort(key=lambda ev: ev.date, reverse=True)
+    phone, last4 = _contact(db, cluster)
     return render_template("household.html", e=e, p=e.properties or {}, members=members,
                            events=events, aliases=cluster[1:],
-                           address=address(e.properties or {}, street_labels()))
+                           address=address(e.properties or {}, street_labels()),
+                           phone=masking.show_phone(phone,
+                                                    masking.sees_full_phone(g.actor, e.tdp)),
+                           pid=masking.pid_tail(last4))
+
+
+def _contact(db, cluster: list[str]) -> tuple[str, str]:
+    """The phone and identity-number tail of the household's latest consented survey that
+    has them (only the last four digits of an identity number exist)."""
+    found = db.execute(
+        select(HouseholdSnapshot.data, SV.pid_last4)
+        .join(SV, SV.id == HouseholdSnapshot.submission_version_id)
+        .where(HouseholdSnapshot.entity_id.in_(cluster), HouseholdSnapshot.current.is_(True),
+               HouseholdSnapshot.consent.is_(True))
+        .order_by(HouseholdSnapshot.survey_date.desc(), HouseholdSnapshot.id.desc())).all()
+    phone = next((d.get("phone") for d, _l in found if (d or {}).get("phone")), "")
+    return phone, next((last4 for _d, last4 in found if last4), "")
 
 
 def _surveys(db, cluster: list[str]) -> list[Event]:

@@ -29,7 +29,7 @@ from server.db.models import (
     SubmissionVersion,
     User,
 )
-from server.domain import accounts
+from server.domain import accounts, masking
 from server.domain.forms import schema_of
 from server.storage import FileBlobStore
 from server.web import bp, scope
@@ -213,8 +213,8 @@ def _display(f, raw: str, labels) -> str:
     return raw
 
 
-def answers(schema, labels, fields: dict, files: dict[str, Attachment]) -> tuple[
-        list[Section], list[Answer]]:
+def answers(schema, labels, fields: dict, files: dict[str, Attachment],
+            mask_phones: bool = False) -> tuple[list[Section], list[Answer]]:
     """The labelled answers, grouped as the form groups them; unlabelled ones apart."""
     others: list[Answer] = []
     repeats = fields.get("repeats") or {}
@@ -236,7 +236,9 @@ def answers(schema, labels, fields: dict, files: dict[str, Attachment]) -> tuple
                 if section.items:
                     sections.append(section)
             elif raw := values.get(f.table_path) or "":
-                answer = Answer(label, _display(f, raw, labels), f.path, f.name)
+                shown = (masking.mask_phone(raw) if mask_phones and f.name in masking.PHONE_FIELDS
+                         else raw)
+                answer = Answer(label, _display(f, shown, labels), f.path, f.name)
                 if f.is_binary:
                     answer.attachment = files.get(raw)
                     answer.inline = bool(answer.attachment is not None and
@@ -264,8 +266,9 @@ def submission(sid: int):
     fv = version.form_version
     schema, labels = schema_of(fv.xml), form_labels(fv.xml, lang())
     files = {a.name: a for a in version.attachments}
+    full = masking.sees_full_phone(g.actor, tdp_of(db, form, version))
     sections, others = ([], []) if version.encrypted else answers(
-        schema, labels, version.fields or {}, files)
+        schema, labels, version.fields or {}, files, mask_phones=not full)
     people = {u.id: u.display_name for u in db.scalars(select(User).where(User.id.in_(
         {v.submitter_id for v in versions} | {c.author_id for c in _comments(db, sub)})))}
     return render_template(

@@ -6,6 +6,11 @@
              against the ceiling: a bare WSGI app under the same gunicorn that only reads
              the body and answers 201.
     formList p50/p95 of the form list and of a manifest, with the ward's forms.
+    dedupe   household matching on the synthetic ward (tests/bench_dedupe.py).
+    scale-out  (BENCH_SCALE_OUT=1) two instances behind nginx on PostgreSQL, 10,000
+             submissions with 3 SIGKILLs (tests/reliability/test_scale_out.py).
+    export   raw root CSV at 20k and 1M rows beside the database's own CSV dump, and the
+             E1–E9 reports on the synthetic ward (tests/bench_export.py).
 """
 
 from __future__ import annotations
@@ -201,6 +206,21 @@ def main() -> None:
         from tests import bench_dedupe
 
         results["dedupe"] = bench_dedupe.run()
+    if os.environ.get("BENCH_EXPORT", "1") == "1":
+        from tests import bench_export
+
+        pg = os.environ.get("BENCH_DATABASE_URL")
+        if pg:
+            with fresh_database(pg) as url:
+                results["export"] = bench_export.run(url)
+        else:
+            results["export"] = bench_export.run()
+    if os.environ.get("BENCH_SCALE_OUT") == "1" and os.environ.get("BENCH_DATABASE_URL"):
+        from tests.reliability import test_scale_out
+
+        with tempfile.TemporaryDirectory() as tmp:
+            results["scale_out"] = test_scale_out.bench(os.environ["BENCH_DATABASE_URL"],
+                                                        Path(tmp))
     report(results)
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
@@ -258,6 +278,14 @@ def report(r: dict) -> None:
              f"{d['matching_cost_ratio']:.2f}× without ({d['ingest_ms_without_matching']:.1f} "
              "ms; target ≤ 1.2×)"),
         ]
+    if r.get("export"):
+        from tests import bench_export
+
+        rows += bench_export.rows(r["export"])
+    if r.get("scale_out"):
+        from tests.reliability import test_scale_out
+
+        rows += test_scale_out.rows(r["scale_out"])
     width = max(len(a) for a, _, _ in rows)
     print(f"\n{'figure'.ljust(width)}  {'value':>22}  ratio")
     for a, b, c in rows:

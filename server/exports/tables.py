@@ -2,12 +2,15 @@
 
 A text cell that Excel would read as a formula (`=`, `+`, `-`, `@`, tab, carriage return at the
 start) gets exactly one leading `'`; numbers, including negative ones, stay numbers.
+
+CSV rows whose cells are all plain text (the raw exports make every cell text) are joined in one
+call and checked as a whole; only a row with a cell to quote goes through `csv.writer`, and only
+one with a cell to neutralise through `safe_cell`, so every path gives the same bytes.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from typing import IO, Any
 BOM = "\ufeff"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+_CHUNK_ROWS = 500
+_FORMULA_AFTER_COMMA = re.compile(r",[=+\-@\t\r]")
 
 
 @dataclass
@@ -44,38 +49,72 @@ def safe_cell(value: Any) -> Any:
 
 def csv_chunks(table: Table, *, bom: bool = True, neutralise: bool = True) -> Iterator[str]:
     """The CSV text of a table in pieces (RFC 4180, `\\r\\n` line ends)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    if bom:
-        buffer.write(BOM)
+    lines: list[str] = [BOM] if bom else []
+    writer = csv.writer(_Appender(lines), lineterminator="\r\n")
     writer.writerow(table.columns)
     fix = safe_cell if neutralise else (lambda v: "" if v is None else v)
     for n, row in enumerate(table.rows(), 1):
-        writer.writerow([fix(v) for v in row])
-        if n % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+        if not isinstance(row, (list, tuple)):
+            row = list(row)
+        line = _plain_line(row, neutralise)
+        if line is None:
+            writer.writerow([fix(v) for v in row])
+        elif line:
+            lines.append(line)
+        else:  # text to quote, none to neutralise
+            writer.writerow(row)
+        if n % _CHUNK_ROWS == 0:
+            yield "".join(lines)
+            lines.clear()
+    yield "".join(lines)
+
+
+def _plain_line(row: list | tuple, neutralise: bool) -> str | None:
+    """The row's CSV line when every cell is text that needs no quotes and no `'`; "" when
+    csv.writer only has to quote some cells; None when cells need `safe_cell`.
+
+    The line is what csv.writer writes for such a row: cells joined by commas. A cell that
+    starts with a formula character follows a comma (or starts the line), so none is missed.
+    """
+    try:
+        line = ",".join(row)
+    except TypeError:  # a number or None: csv.writer and safe_cell know what to do
+        return None
+    if neutralise and (line.startswith(FORMULA_START) or _FORMULA_AFTER_COMMA.search(line)):
+        return None
+    if (len(row) < 2 or line.count(",") != len(row) - 1
+            or '"' in line or "\n" in line or "\r" in line or "\x00" in line):
+        return ""
+    return line + "\r\n"
+
+
+class _Appender:
+    """A file for csv.writer that appends each written line to a list."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, lines: list[str]):
+        self.write = lines.append
 
 
 def write_csv(table: Table, out: IO[str] | Path, *, bom: bool = True,
               progress: Callable[[int], None] | None = None) -> int:
     """Write one table; returns the number of bytes written (UTF-8)."""
-    close = False
     if isinstance(out, Path):
-        out = out.open("w", encoding="utf-8", newline="")
-        close = True
+        with out.open("wb") as fh:  # encoded once, here, rather than by a text layer
+            return _write_chunks(table, fh.write, bom, progress, encode=True)
+    return _write_chunks(table, out.write, bom, progress, encode=False)
+
+
+def _write_chunks(table: Table, write: Callable[[Any], Any], bom: bool,
+                  progress: Callable[[int], None] | None, *, encode: bool) -> int:
     size = 0
-    try:
-        for chunk in csv_chunks(table, bom=bom):
-            out.write(chunk)
-            size += len(chunk.encode("utf-8"))
-            if progress:
-                progress(chunk.count("\r\n"))
-    finally:
-        if close:
-            out.close()
+    for chunk in csv_chunks(table, bom=bom):
+        data = chunk.encode("utf-8")
+        write(data if encode else chunk)
+        size += len(data)
+        if progress:
+            progress(chunk.count("\r\n"))
     return size
 
 

@@ -13,6 +13,7 @@ from server.domain.dedupe import DEFAULT_CONFIG, DedupeConfig
 from server.domain.generated_media import ListCache
 from server.domain.ward import load_ward_config
 from server.http_request import ServerRequest
+from server.request_log import USER_KEY, RequestLog
 from server.storage import make_blob_store
 
 
@@ -22,6 +23,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     load_config(app, overrides)
     if app.config["TRUST_PROXY"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]
 
     app.extensions["db"] = Database(app.config["DATABASE_URL"])
     app.extensions["blobs"] = make_blob_store(app.config["BLOB_STORE"], app.config["DATA_DIR"])
@@ -43,6 +45,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     @app.teardown_request
     def close_uploads(_exc):
         request.close_part_streams()
+
+    @app.teardown_request
+    def name_user_for_log(_exc):
+        user = g.get("user") or g.get("actor")  # OpenRosa's account, or the web page's
+        if user is not None:
+            request.environ[USER_KEY] = user.id
 
     @app.teardown_appcontext
     def close_session(_exc):

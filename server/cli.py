@@ -59,7 +59,37 @@ def _ward(app):
     return load_ward_config(path) if path.exists() else None
 
 
-@click.group()
+class _Commands(click.Group):
+    """Bad configuration or an unreachable database: one line on stderr, exit 1, whatever
+    the command (never a traceback)."""
+
+    def invoke(self, ctx):
+        from sqlalchemy.exc import OperationalError
+
+        from server.config import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise CommandError(f"configuration: {exc}") from exc
+        except OperationalError as exc:
+            raise CommandError(f"the database is unreachable ({_where()}): "
+                               f"{_one_line(Exception(exc.orig or exc))[:300]}") from exc
+
+
+def _where() -> str:
+    """SERVER_DATABASE_URL without its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = os.environ.get("SERVER_DATABASE_URL", "")
+    try:
+        return make_url(url).render_as_string(hide_password=True) if url else "SQLite"
+    except ArgumentError:
+        return "SERVER_DATABASE_URL"
+
+
+@click.group(cls=_Commands)
 def main():
     """ODK-compatible field data server for community digital-technology teams."""
 
@@ -626,12 +656,41 @@ def backup_command(dest):
         app.extensions["db"].dispose()
 
 
+@main.command("restore")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def restore_command(src):
+    """Restore a backup into an empty database and a fresh data dir (SERVER_DATABASE_URL,
+    SERVER_DATA_DIR), checking every blob; then `serve` as usual."""
+    from flask import Flask
+
+    from server.config import load_config
+    from server.restore import RestoreError, restore
+
+    config = Flask("server")
+    load_config(config, keys=False)  # the backup brings the keys
+    cfg = config.config
+    try:
+        done = restore(src, cfg["DATABASE_URL"], Path(cfg["DATA_DIR"]),
+                       blob_store=cfg["BLOB_STORE"],
+                       configured_keys={"secret_key": cfg["SECRET_KEY"],
+                                        "pid_key": cfg["PID_KEY"]})
+    except RestoreError as exc:
+        raise CommandError(str(exc)) from exc
+    for warning in done.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"restored {done.submissions} submissions, {done.attachments} attachments; "
+               f"{done.blobs} blobs checked ({done.blob_files} files, "
+               f"{done.blobs_in_database} in the database); keys: "
+               f"{', '.join(done.keys) or 'none'}")
+
+
 @main.command()
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="HOST")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int)
 @click.option("--workers", type=int, default=None, help="default: one per core, at least 2")
 def serve(host, port, workers):
     """Serve the app with gunicorn."""
+    _ready_to_serve()
     workers = workers or max(2, os.cpu_count() or 1)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"Serving on http://{shown}:{port}/ ({workers} workers)")
@@ -648,3 +707,20 @@ def serve(host, port, workers):
             "--worker-class", "gthread", "--threads", "8",
             "server.wsgi:app"]  # no access log: token URLs must not reach logs
     os.execv(sys.executable, args)  # noqa: S606 (replaces this process with gunicorn)
+
+
+def _ready_to_serve() -> None:
+    """Configuration, database and schema checked here, where a problem is one line, not a
+    worker's traceback in gunicorn's log."""
+    from sqlalchemy import inspect
+
+    from server import create_app
+
+    app = create_app()
+    db = app.extensions["db"]
+    try:
+        db.ping()
+        if not inspect(db.engine).has_table("alembic_version"):
+            raise CommandError("the database has no schema yet: run `python -m server init`")
+    finally:
+        db.dispose()

@@ -22,13 +22,17 @@ are counted, never referenced), relational consistency, and SQLite's integrity c
 
 `run(LoadConfig(...))` is what the tests call; `bench(...)` returns the figures for
 `make bench`. A PostgreSQL URL is never used as it is: a fresh database is created beside it
-and dropped afterwards.
+and dropped afterwards. `LoadConfig.during` runs something beside the clients (a backup);
+`LoadConfig.deployment` replaces the one server (two instances behind nginx); `as_of` gives
+the ledger as it stood at a moment (what had been acknowledged before a backup started).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import hmac
 import http.client
@@ -111,6 +115,15 @@ class LoadConfig:
     split_bytes: int = 400_000  # Collect's split threshold (below the advertised limit)
     give_up_after: float = 120.0  # a client abandons an instance after this long failing
     timeout: tuple[float, float] = (5.0, 30.0)  # connect, read
+    # run beside the clients, e.g. a backup; an exception it raises is a client error
+    during: Callable[[Server, Progress], None] | None = None
+    # how the server under load is set up: (data_dir, database_url, workers) -> a context
+    # manager giving an object that behaves as a `Server`; default one `served` server
+    deployment: Callable[..., contextlib.AbstractContextManager] | None = None
+    # With `kills`: clients start no new instance once the next kill is `clients` submissions
+    # overdue (the killer is still restarting the last one), so that every kill falls in the
+    # load however fast it runs meanwhile: for servers that keep answering through a kill.
+    hold_for_kills: bool = False
 
 
 @dataclass
@@ -138,16 +151,42 @@ class Entry:
     failures: list[str] = field(default_factory=list)
     latency_ms: float | None = None  # the successful attempt, HEAD to last 201
     total_ms: float | None = None  # first try to success, retries included
+    acks: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)  # (monotonic, files)
+    completed_at: float | None = None  # monotonic time of the last 201 of the complete attempt
+
+
+def as_of(ledger: list[Entry], moment: float) -> list[Entry]:
+    """The ledger as it stood at `moment` (time.monotonic()): only what had been acknowledged
+    by then counts as acknowledged."""
+    out = []
+    for e in ledger:
+        acks = [a for a in e.acks if a[0] < moment]
+        out.append(dataclasses.replace(
+            e, acks=acks, acked=bool(acks), acked_files={n for _, names in acks for n in names},
+            complete=e.completed_at is not None and e.completed_at < moment))
+    return out
 
 
 class Progress:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self.acked = 0
+        self.ceiling: int | None = None  # no client starts a new instance at or beyond it
 
     def add(self) -> None:
-        with self._lock:
+        with self._cond:
             self.acked += 1
+
+    def set_ceiling(self, value: int | None) -> None:
+        with self._cond:
+            self.ceiling = value
+            self._cond.notify_all()
+
+    def hold(self, abort: threading.Event) -> None:
+        """Wait (before a new instance) while the ceiling is reached."""
+        with self._cond:
+            while self.ceiling is not None and self.acked >= self.ceiling and not abort.is_set():
+                self._cond.wait(0.05)
 
 
 def _size(rng: random.Random) -> int:
@@ -255,6 +294,7 @@ class Client(threading.Thread):
             with HttpTransport(timeout=self.config.timeout) as transport:
                 collect = Collect(self.url, transport, device_id=self.device_id)
                 for _ in range(self.count):
+                    self.progress.hold(self.abort)
                     if self.abort.is_set():
                         return
                     form = PHOTOS if self.rng.random() < self.config.photo_share else SURVEY
@@ -284,6 +324,7 @@ class Client(threading.Thread):
             now = time.perf_counter()
             if outcome == "done":
                 entry.complete = True
+                entry.completed_at = time.monotonic()
                 entry.latency_ms = (now - t0) * 1000
                 entry.total_ms = (now - first) * 1000
                 return
@@ -322,6 +363,7 @@ class Client(threading.Thread):
             if response.status not in (201, 202):
                 kind = "retry" if response.status >= 500 else "refused"
                 return f"{kind}: POST {response.status} {response.message or ''}".strip()
+            entry.acks.append((time.monotonic(), tuple(names[start:end])))
             entry.acked_files.update(names[start:end])
             if not entry.acked:
                 entry.acked = True
@@ -329,14 +371,31 @@ class Client(threading.Thread):
         return "done"
 
 
+class _Beside(threading.Thread):
+    """`LoadConfig.during`, run beside the clients."""
+
+    def __init__(self, work: Callable[[Server, Progress], None], server: Server,
+                 progress: Progress):
+        super().__init__(name="during", daemon=True)
+        self.work, self.server, self.progress = work, server, progress
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work(self.server, self.progress)
+        except BaseException as exc:  # noqa: BLE001  (it ends up in the report)
+            self.error = exc
+
+
 class Killer(threading.Thread):
     """SIGKILLs the whole server at random moments and starts it again on the same data."""
 
     def __init__(self, server: Server, progress: Progress, total: int, *, kills: int,
                  every: float | None, rng: random.Random, done: threading.Event,
-                 abort: threading.Event):
+                 abort: threading.Event, hold_slack: int | None = None):
         super().__init__(name="killer", daemon=True)
         self.server = server
+        self.hold_slack = hold_slack  # LoadConfig.hold_for_kills: the clients' count
         self.progress = progress
         self.total = total
         self.kills = kills
@@ -353,6 +412,8 @@ class Killer(threading.Thread):
             if self.every:
                 while not self.done.wait(self.every * (0.5 + self.rng.random())):
                     self.kill_and_restart()
+            elif self.hold_slack is not None:
+                self.kill_holding_clients(self.hold_slack)
             else:
                 for i in range(self.kills):
                     # kill i falls at a random point of the i-th slice of the load
@@ -366,6 +427,29 @@ class Killer(threading.Thread):
         except BaseException as exc:  # noqa: BLE001  (it ends up in the report)
             self.error = exc
             self.abort.set()
+        finally:
+            self.progress.set_ceiling(None)
+
+    def kill_holding_clients(self, slack: int) -> None:
+        """Kills at the same kind of points, each no further than `slack` submissions past
+        its goal: the clients wait there while the previous restart is still running."""
+        goals = [self.total * (i + self.rng.uniform(0.15, 0.85)) / (self.kills + 0.5)
+                 for i in range(self.kills)]
+        self.progress.set_ceiling(int(goals[0]) + slack)
+        for i, goal in enumerate(goals):
+            while self.progress.acked < goal and not self.done.is_set():
+                time.sleep(0.002)
+            if self.done.is_set():
+                return
+            held = self.progress.acked >= int(goal) + slack
+            # the load goes on, up to the next goal, while this kill's restart runs
+            self.progress.set_ceiling(int(goals[i + 1]) + slack if i + 1 < len(goals) else None)
+            if held:  # the clients had stopped: let them post again, then kill in flight
+                resumed_from = self.progress.acked
+                while self.progress.acked == resumed_from and not self.done.is_set():
+                    time.sleep(0.002)
+            time.sleep(self.rng.uniform(0, 0.03))
+            self.kill_and_restart()
 
     def kill_and_restart(self) -> None:
         t0 = time.monotonic()
@@ -490,19 +574,21 @@ def verify(database_url: str, data_dir: Path, ledger: list[Entry]) -> Verificati
             for a in atts:
                 atts_of.setdefault(a.submission_version_id, {})[a.name] = a.blob_sha256
 
-            content_cache: dict[str, bytes | None] = {}
+            # (md5, sha256, size) of each blob's bytes: digests, not bytes, stay in memory
+            content_cache: dict[str, tuple[str, str, int] | None] = {}
 
-            def content(sha: str) -> bytes | None:
+            def content(sha: str) -> tuple[str, str, int] | None:
                 if sha not in content_cache:
                     path = data_dir / "blobs" / sha[:2] / sha
+                    data = None
                     if path.is_file():
-                        content_cache[sha] = path.read_bytes()
+                        data = path.read_bytes()
                     elif sha in in_db:
-                        content_cache[sha] = conn.execute(
+                        data = conn.execute(
                             select(BlobContent.data).where(BlobContent.sha256 == sha)
                         ).scalar_one()
-                    else:
-                        content_cache[sha] = None
+                    content_cache[sha] = None if data is None else (
+                        _md5(data), hashlib.sha256(data).hexdigest(), len(data))
                 return content_cache[sha]
 
             sent = set()
@@ -549,12 +635,12 @@ def verify(database_url: str, data_dir: Path, ledger: list[Entry]) -> Verificati
                         v.problem(f"{e.instance_id}/{name} acknowledged but not stored")
                         continue
                     blob = blobs.get(sha)
-                    data = content(sha)
-                    if data is None:
+                    digests = content(sha)
+                    if digests is None:
                         v.attachments_lost += 1
                         v.problem(f"{e.instance_id}/{name}: no bytes for blob {sha}")
-                    elif (blob is None or blob.md5 != e.md5[name] or _md5(data) != e.md5[name]
-                          or hashlib.sha256(data).hexdigest() != sha or blob.size != len(data)):
+                    elif (blob is None or blob.md5 != e.md5[name] or digests[0] != e.md5[name]
+                          or digests[1] != sha or blob.size != digests[2]):
                         v.attachments_corrupt += 1
                         v.problem(f"{e.instance_id}/{name}: bytes differ from those sent")
             v.unknown = sum(len(rows) for iid, rows in by_instance.items() if iid not in sent)
@@ -619,6 +705,8 @@ class Report:
     client_errors: list[str]
     verification: Verification
     setup_s: float = 0.0
+    collect_url: str = ""  # the volunteer's Collect URL the clients used
+    ledger: list[Entry] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -713,8 +801,8 @@ def run(config: LoadConfig, log: Callable[[str], None] | None = None) -> Report:
             data_dir = Path(config.data_dir)
         url = stack.enter_context(_database(config.database_url))
         t_setup = time.monotonic()
-        server = stack.enter_context(served(data_dir / "data", url, workers=config.workers,
-                                            start=False))
+        deploy = config.deployment or functools.partial(served, start=False)
+        server = stack.enter_context(deploy(data_dir / "data", url, workers=config.workers))
         xform_path = data_dir / "load_photos.xml"
         xform_path.write_bytes(_photos_xform())
         server.cli("forms", "publish", str(xform_path))
@@ -737,18 +825,25 @@ def run(config: LoadConfig, log: Callable[[str], None] | None = None) -> Report:
         crash = bool(config.kills or config.kill_every)
         killer = Killer(server, progress, config.submissions, kills=config.kills,
                         every=config.kill_every, rng=random.Random(rng.randrange(2**32)),
-                        done=done, abort=abort) if crash else None
+                        done=done, abort=abort,
+                        hold_slack=config.clients if config.hold_for_kills else None,
+                        ) if crash else None
+        beside = _Beside(config.during, server, progress) if config.during else None
         t0 = time.perf_counter()
         for c in clients:
             c.start()
         if killer:
             killer.start()
+        if beside:
+            beside.start()
         for c in clients:
             c.join()
         elapsed = time.perf_counter() - t0
         done.set()
         if killer:
             killer.join()
+        if beside:
+            beside.join()
         log(f"load done in {elapsed:.1f} s; stopping the server")
         if crash and server.running:
             server.kill()  # the last word is a crash too: verify what a kill leaves behind
@@ -766,11 +861,13 @@ def run(config: LoadConfig, log: Callable[[str], None] | None = None) -> Report:
     errors = [f"{c.name}: {c.error!r}" for c in clients if c.error is not None]
     if killer and killer.error is not None:
         errors.append(f"killer: {killer.error!r}")
+    if beside and beside.error is not None:
+        errors.append(f"during: {beside.error!r}")
     refused = [f for e in ledger for f in e.failures if not f.startswith("retry")]
     errors += sorted(set(refused))[:10]
     return Report(
         config={**asdict(config), "seed": seed, "data_dir": str(config.data_dir or "")},
-        database="postgresql" if url and url.startswith("postgresql") else "sqlite",
+        database="postgresql" if server.database_url.startswith("postgresql") else "sqlite",
         elapsed_s=elapsed, acknowledged=acked, per_s=acked / elapsed if elapsed else 0.0,
         p50_ms=statistics.median(ok_latency) if ok_latency else 0.0,
         p95_ms=_percentile(ok_latency, 0.95), total_p95_ms=_percentile(totals, 0.95),
@@ -783,6 +880,7 @@ def run(config: LoadConfig, log: Callable[[str], None] | None = None) -> Report:
         downtime_s=killer.downtimes if killer else [],
         statuses={str(k): n for k, n in sorted(statuses.items())},
         client_errors=errors, verification=verification, setup_s=setup_s,
+        collect_url=collect_url, ledger=ledger,
     )
 
 

@@ -67,7 +67,8 @@ class ListCache:
         self._size = size
         self._lock = threading.Lock()
 
-    def get_or_build(self, key: tuple, build) -> Generated:
+    def get_or_build(self, key: tuple, build, keep=lambda: True) -> Generated:
+        """The cached file for `key`, or a new one, kept for later only when `keep()`."""
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
@@ -75,6 +76,8 @@ class ListCache:
                 return hit
         data = build()
         item = Generated(data, hashlib.md5(data).hexdigest())  # noqa: S324 (OpenRosa's hash)
+        if not keep():
+            return item
         with self._lock:
             self._items[key] = item
             while len(self._items) > self._size:
@@ -117,5 +120,11 @@ def render(session: Session, cache: ListCache, filename: str, project_id: int,
         raise KeyError(filename)
     scope = scope_of(user)
     rev = entities.revision(session, project_id, HOUSEHOLDS)
-    return cache.get_or_build((project_id, filename, scope, rev),
-                              lambda: builders[filename](session, project_id, scope))
+    # On PostgreSQL each statement of a read sees the latest commits, so a list built while
+    # another request (or another app server) committed may hold rows of a later revision.
+    # It is kept under `rev` only when the revision did not move meanwhile: every process
+    # then caches the same bytes for the same revision.
+    return cache.get_or_build(
+        (project_id, filename, scope, rev),
+        lambda: builders[filename](session, project_id, scope),
+        keep=lambda: entities.revision(session, project_id, HOUSEHOLDS) == rev)

@@ -446,7 +446,13 @@ def households_unmerge(alias_id, as_user):
 @click.option("--awards", is_flag=True,
               help="activity only: the 10 October award tables, year to date up to the ward's "
                    "award cut-off (--period YYYY: that year)")
-def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of, awards):
+@click.option("--review-state", type=click.Choice(("received", "has_issues", "approved",
+                                                  "rejected")),
+              help="submissions: only those in this review state")
+@click.option("--tdp", help="submissions: only this tổ (e.g. tdp03)")
+@click.option("--submitter", metavar="USERNAME", help="submissions: only this user's")
+def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of, awards, review_state,
+           tdp, submitter):
     """Write an export into --out and print each file's path."""
     from server.exports import run
 
@@ -459,11 +465,13 @@ def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of, awards):
             if cutoff is not None and kind not in run.REPORT_TABLES:
                 raise run.ExportError(f"--as-of applies to the reports "
                                       f"({', '.join(run.REPORT_TABLES)}), not to {kind}")
+            raw_filters = _raw_filters(app, session, kind, project_id, review_state, tdp,
+                                       submitter)
             paths = run.export(session, app.extensions["blobs"], kind, project_id,
                                ward=app.extensions["ward"], period=parsed, form_id=form_id,
                                out=out, xlsx=xlsx, bom=not no_bom,
                                timezone=app.config["TIMEZONE"], progress=_progress(),
-                               as_of=cutoff, awards=awards)
+                               as_of=cutoff, awards=awards, raw_filters=raw_filters)
         except run.ExportError as exc:
             raise CommandError(str(exc)) from exc
     with app_session() as (app, session):
@@ -471,6 +479,28 @@ def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of, awards):
                        form=form_id, as_of=as_of)
     for path in paths:
         click.echo(str(path))
+
+
+def _raw_filters(app, session, kind, project_id, review_state, tdp, submitter) -> dict:
+    from sqlalchemy import select
+
+    from server.db.models import User
+    from server.exports import run
+
+    if (review_state or tdp or submitter) and kind != "submissions":
+        raise run.ExportError("--review-state, --tdp and --submitter filter the submissions "
+                              "export only")
+    ward = app.extensions["ward"]
+    if tdp and ward is not None and tdp not in ward.tdp_codes:
+        raise run.ExportError(f"unknown tổ {tdp!r}")
+    submitter_id = None
+    if submitter:
+        submitter_id = session.scalar(select(User.id).where(
+            User.username == submitter, User.project_id == project_id))
+        if submitter_id is None:
+            raise run.ExportError(f"no user {submitter!r} in project {project_id}")
+    return {"review_states": (review_state,) if review_state else (), "tdp": tdp or None,
+            "submitter_id": submitter_id}
 
 
 def _moment(text: str, timezone: str):

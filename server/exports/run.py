@@ -64,7 +64,8 @@ def dedupe_tables(session: Session, project_id: int, ward) -> list[Table]:
 def export(session: Session, store, kind: str, project_id: int, *, ward, period: Period | None,
            form_id: str | None, out: Path, xlsx: bool, bom: bool, timezone: str,
            progress: Callable[[int], None] | None = None,
-           as_of: dt.datetime | None = None, awards: bool = False) -> list[Path]:
+           as_of: dt.datetime | None = None, awards: bool = False,
+           raw_filters: dict | None = None) -> list[Path]:
     """Write one export KIND into `out`; returns the paths written. `awards` (activity only):
     the 10 October award tables instead of the period's (domain §6.6)."""
     if kind not in KINDS:
@@ -73,7 +74,8 @@ def export(session: Session, store, kind: str, project_id: int, *, ward, period:
         raise ExportError(f"--awards goes with the activity export, not with {kind}")
     if kind == "submissions":
         return submissions(session, store, project_id, form_id=form_id, period=period, out=out,
-                           xlsx=xlsx, bom=bom, timezone=timezone, progress=progress)
+                           xlsx=xlsx, bom=bom, timezone=timezone, progress=progress,
+                           raw_filters=raw_filters)
     if kind == "dedupe":
         return write_tables(dedupe_tables(session, project_id, ward), out,
                             xlsx_name="dedupe" if xlsx else None, bom=bom, progress=progress)
@@ -128,8 +130,9 @@ def award_tables(session: Session, project_id: int, ward, *, period: Period | No
 
 def submissions(session: Session, store, project_id: int, *, form_id: str | None,
                 period: Period | None, out: Path, xlsx: bool, bom: bool, timezone: str,
-                progress=None) -> list[Path]:
-    """Per form: a zip in Central's layout (root, repeats, media/) and the root CSV beside it."""
+                progress=None, raw_filters: dict | None = None) -> list[Path]:
+    """Per form: a zip in Central's layout (root, repeats, media/) and the root CSV beside it.
+    `raw_filters`: RawFilters' review_states, tdp and submitter_id."""
     from sqlalchemy import select
 
     from server.db.models import Form
@@ -142,7 +145,8 @@ def submissions(session: Session, store, project_id: int, *, form_id: str | None
     if not forms:
         raise ExportError(f"no form {form_id!r} in project {project_id}" if form_id
                           else f"project {project_id} has no forms")
-    filters = RawFilters(period=(period.start, period.end) if period else None)
+    filters = RawFilters(period=(period.start, period.end) if period else None,
+                         **(raw_filters or {}))
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for form in forms:

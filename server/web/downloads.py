@@ -23,14 +23,15 @@ from flask import (
 )
 from sqlalchemy import select
 
-from server.db.models import Entity, Form
+from server.db.models import Entity, Form, User
 from server.domain import masking
 from server.exports.run import ExportError, Period
 from server.exports.tables import Table, csv_chunks, write_xlsx
 from server.web import bp, scope
 from server.web.audit import record
+from server.web.inputs import REVIEW_STATES
 from server.web.review import project_forms
-from server.web.templating import ward
+from server.web.templating import tdp_choices, ward
 from server.web_context import blob_store, db_session
 
 
@@ -142,6 +143,26 @@ def _period() -> tuple | None:
     return p.start, p.end
 
 
+def _raw_filters(db) -> dict:
+    """The raw export's filters beside the period: review state, tổ (a leader always gets its
+    own) and submitter (a username of the project). A value that names nothing is a 400."""
+    state = request.args.get("state", "").strip()
+    if state and state not in REVIEW_STATES:
+        abort(400)
+    tdp = scope.team() or request.args.get("tdp", "").strip() or None
+    if tdp is not None and ward() is not None and tdp not in ward().tdp_codes:
+        abort(400)
+    submitter_id = None
+    username = request.args.get("submitter", "").strip()[:100]
+    if username:
+        submitter_id = db.scalar(select(User.id).where(User.username == username,
+                                                       User.project_id == scope.project_id()))
+        if submitter_id is None:
+            abort(400)
+    return {"review_states": (state,) if state else (), "tdp": tdp,
+            "submitter_id": submitter_id}
+
+
 def _raw(form_id: str):
     from server.exports.raw import RawFilters, raw_tables
 
@@ -150,7 +171,7 @@ def _raw(form_id: str):
                 None)
     if form is None or form.current_version_id is None:
         abort(404)
-    filters = RawFilters(period=_period(), tdp=scope.team())
+    filters = RawFilters(period=_period(), **_raw_filters(db))
     tz = current_app.config["TIMEZONE"]
     return db, form, filters, lambda: raw_tables(db, form, filters=filters, timezone=tz,
                                                  mask_phones=_masked())
@@ -199,8 +220,11 @@ def exports():
     tables = {kind: names for kind, names in TABLES.items()
               if kind == "dedupe" or ward() is not None}
     raw = [(f, form_tables(db, f)) for f in forms]
+    raw_q = {k: request.args.get(k, "").strip()[:100] for k in ("state", "tdp", "submitter")}
     return render_template("exports.html", raw=raw, tables=tables,
-                           period=request.args.get("period", "")[:20])
+                           period=request.args.get("period", "")[:20],
+                           raw_q={k: v for k, v in raw_q.items() if v},
+                           review_states=REVIEW_STATES, tdps=tdp_choices())
 
 
 @bp.get("/exports/<kind>/<name>.csv")

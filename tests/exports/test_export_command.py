@@ -60,3 +60,26 @@ def test_export_reports(app, collect, xforms, cli, tmp_path):
     assert [(r["period_type"], r["tdp_code"]) for r in rows if r["tdp_code"] == "WARD"] == [
         ("month", "WARD"), ("ytd", "WARD")]
     assert len(rows) == 42
+
+
+def test_export_submissions_filters(app, collect, xforms, cli, tmp_path):
+    add(collect, xforms, "Phạm Văn Đức", phone="0983123456")
+    add(collect, xforms, "Lê Thị Lan", house="7", tdp="tdp02")
+
+    def heads(*args):
+        result = cli("export", "submissions", "--form", "household_survey",
+                     "--out", str(tmp_path), *args)
+        assert result.exit_code == 0, result.output
+        text = (tmp_path / "household_survey.csv").read_text("utf-8").removeprefix("\ufeff")
+        return sorted(r["g_head-head_name"] for r in csv.DictReader(io.StringIO(text)))
+
+    assert heads("--tdp", "tdp02") == ["Lê Thị Lan"]
+    assert heads("--submitter", "vol1", "--review-state", "received") == [
+        "Lê Thị Lan", "Phạm Văn Đức"]
+    assert heads("--review-state", "approved") == []
+    result = cli("export", "submissions", "--tdp", "tdp99", "--out", str(tmp_path))
+    assert result.exit_code == 1 and result.output.startswith("error: unknown tổ 'tdp99'")
+    result = cli("export", "submissions", "--submitter", "nobody", "--out", str(tmp_path))
+    assert result.exit_code == 1 and "no user 'nobody'" in result.output
+    result = cli("export", "indicators", "--tdp", "tdp01", "--out", str(tmp_path))
+    assert result.exit_code == 1 and "filter the submissions export only" in result.output

@@ -106,3 +106,27 @@ def test_activity_tables_keep_to_the_leaders_team(app, ward, sup1, admin):
     assert sup1.get("/exports/activity/team_activity.csv?period=2026-99").status_code == 400
     # service events moved from the registers to the activity downloads
     assert sup1.get("/exports/households/service_events.csv").status_code == 404
+
+
+def test_raw_filters_by_review_state_tdp_and_submitter(app, sup1, admin, add_household):
+    add_household("Nguyễn Văn Hùng", tdp="tdp01")
+    add_household("Lê Thị Lan", tdp="tdp02")
+    path = "/exports/submissions/household_survey/household_survey.csv"
+
+    def heads(browser, query):
+        _response, data = _get(browser, f"{path}?{query}")
+        rows = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+        return sorted(r["g_head-head_name"] for r in rows)
+
+    assert heads(admin, "tdp=tdp02") == ["Lê Thị Lan"]
+    assert heads(admin, "submitter=vol1") == ["Lê Thị Lan", "Nguyễn Văn Hùng"]
+    assert heads(admin, "state=approved") == []
+    assert heads(admin, "state=received&tdp=tdp01") == ["Nguyễn Văn Hùng"]
+    # a leader keeps to its own tổ whatever it asks for
+    assert heads(sup1, "tdp=tdp02") == ["Nguyễn Văn Hùng"]
+    for bad in ("state=done", "tdp=tdp99", "submitter=nobody"):
+        assert admin.get(f"{path}?{bad}").status_code == 400
+    # the page's links carry the filters to every raw download
+    html = admin.get("/exports?tdp=tdp02&state=received").get_data(as_text=True)
+    assert ("/exports/submissions/household_survey.zip?state=received&amp;tdp=tdp02" in html
+            or "/exports/submissions/household_survey.zip?tdp=tdp02&amp;state=received" in html)

@@ -32,7 +32,9 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
-    def put(self, session: Session, data: bytes) -> StoredBlob: ...
+    def write(self, data: bytes) -> StoredBlob: ...
+    def put(self, session: Session, data: bytes, written: StoredBlob | None = None
+            ) -> StoredBlob: ...
     def get(self, session: Session, sha256: str) -> bytes: ...
 
 
@@ -50,7 +52,15 @@ class FileBlobStore:
             raise ValueError("not a sha256 digest")
         return self.root / sha256[:2] / sha256
 
-    def put(self, session: Session, data: bytes) -> StoredBlob:
+    def put(self, session: Session, data: bytes, written: StoredBlob | None = None
+            ) -> StoredBlob:
+        """The bytes (already `write`n when `written` is given) and their row."""
+        blob = written or self.write(data)
+        blob_rows.ensure(session, blob.sha256, blob.md5, blob.size, data=None)
+        return blob
+
+    def write(self, data: bytes) -> StoredBlob:
+        """The file alone, fsynced: may be done before the transaction that records it."""
         blob = _digests(data)
         target = self.path(blob.sha256)
         if not target.exists():
@@ -66,7 +76,6 @@ class FileBlobStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
             _fsync_dir(target.parent)
-        blob_rows.ensure(session, blob.sha256, blob.md5, blob.size, data=None)
         return blob
 
     def get(self, session: Session, sha256: str) -> bytes:
@@ -74,8 +83,12 @@ class FileBlobStore:
 
 
 class DatabaseBlobStore:
-    def put(self, session: Session, data: bytes) -> StoredBlob:
-        blob = _digests(data)
+    def write(self, data: bytes) -> StoredBlob:
+        return _digests(data)  # the bytes go into the transaction itself
+
+    def put(self, session: Session, data: bytes, written: StoredBlob | None = None
+            ) -> StoredBlob:
+        blob = written or _digests(data)
         blob_rows.ensure(session, blob.sha256, blob.md5, blob.size, data=data)
         return blob
 

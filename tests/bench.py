@@ -57,6 +57,23 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (gunicorn master and workers), in MB."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            ppid = int(status.split("PPid:", 1)[1].split()[0])
+            rss = int(status.split("VmRSS:", 1)[1].split()[0]) if "VmRSS:" in status else 0
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(entry.name) == pid or ppid == pid:
+            total += rss
+    return total / 1024
+
+
 class Served:
     def __init__(self, app_spec: str, env: dict, port: int):
         self.port = port
@@ -162,6 +179,7 @@ def run_database(label: str, db_url: str | None, tmp: Path) -> dict:
         xform = requests.get(survey_url).content
         figures = {"formlist": latency(f"{base}/formList"), "manifest": latency(manifest_url),
                    "ingest": ingest(base, xform, server.proc.pid)}
+        figures["rss_mb"] = rss_mb(server.proc.pid)  # after the load, both workers warm
     finally:
         server.stop()
     return figures
@@ -257,6 +275,8 @@ def report(r: dict) -> None:
              "Central"),
             (f"{db}: manifest p50 / p95",
              f"{r[db]['manifest']['p50_ms']:.2f} / {r[db]['manifest']['p95_ms']:.2f} ms", ""),
+            (f"{db}: server resident memory", f"{r[db].get('rss_mb', 0):.0f} MB",
+             f"gunicorn master and {WORKERS} workers (target < 300 MB)"),
         ]
     d = r.get("dedupe")
     if d:

@@ -10,23 +10,22 @@ from sqlalchemy.orm import Session
 from server.db.models import Blob, BlobContent, utcnow
 
 
-def _insert(session: Session):
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _statements(insert) -> tuple:
+    # Built once per dialect: every attachment of every submission runs them.
+    blobs, contents = Blob.__table__, BlobContent.__table__
+    return (insert(blobs).on_conflict_do_nothing(index_elements=["sha256"]),
+            insert(contents).on_conflict_do_nothing(index_elements=["sha256"]))
+
+
+_STATEMENTS = {"postgresql": _statements(pg_insert), "sqlite": _statements(sqlite_insert)}
 
 
 def ensure(session: Session, sha256: str, md5: str, size: int, *, data: bytes | None) -> None:
-    insert = _insert(session)
-    session.execute(
-        insert(Blob)
-        .values(sha256=sha256, md5=md5, size=size, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+    blob_row, content_row = _STATEMENTS[session.get_bind().dialect.name]
+    session.execute(blob_row, {"sha256": sha256, "md5": md5, "size": size,
+                               "created_at": utcnow()})
     if data is not None:
-        session.execute(
-            insert(BlobContent)
-            .values(sha256=sha256, data=data)
-            .on_conflict_do_nothing(index_elements=["sha256"])
-        )
+        session.execute(content_row, {"sha256": sha256, "data": data})
 
 
 def content(session: Session, sha256: str) -> bytes:

@@ -8,7 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -139,10 +139,15 @@ def collect_token(session: Session, user: User, secret_key: str) -> str:
     return token
 
 
+# Every Collect request runs this lookup: one statement built once (SQLAlchemy reuses its
+# compiled form). Tokens are random 256-bit secrets: a plain SHA-256 finds them, no KDF needed.
+_BY_TOKEN = select(User).where(User.token_hash == bindparam("token_hash"))
+
+
 def user_for_token(session: Session, token: str) -> User | None:
     if not token or len(token) > 100:
         return None
-    user = session.scalar(select(User).where(User.token_hash == token_hash(token)))
+    user = session.scalar(_BY_TOKEN, {"token_hash": token_hash(token)})
     return user if user is not None and user.active else None
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.db.models import (
@@ -74,13 +74,20 @@ def submitted_properties(schema: FormSchema, fields: dict, zone: str) -> dict[st
     return props
 
 
+# Statements run at every ingest, built once: SQLAlchemy then reuses their compiled form.
+_REVISIONS = ListRevision.__table__
+_BUMP = (update(_REVISIONS)
+         .where(_REVISIONS.c.project_id == bindparam("p"), _REVISIONS.c.dataset == bindparam("d"))
+         .values(revision=_REVISIONS.c.revision + 1))
+_ENTITY_EXISTS = select(Entity.id).where(Entity.id == bindparam("id"))
+_INSERT_ENTITY = insert(Entity.__table__)
+_INSERT_HISTORY = insert(EntityVersion.__table__)
+_INSERT_PROBLEM = insert(EntityProblem.__table__)
+
+
 def bump_revision(session: Session, project_id: int, dataset: str) -> None:
     """Invalidate cached lists of this dataset (same transaction as the change)."""
-    updated = session.execute(
-        update(ListRevision)
-        .where(ListRevision.project_id == project_id, ListRevision.dataset == dataset)
-        .values(revision=ListRevision.revision + 1)
-    ).rowcount
+    updated = session.execute(_BUMP, {"p": project_id, "d": dataset}).rowcount
     if not updated:
         session.add(ListRevision(project_id=project_id, dataset=dataset, revision=1))
         session.flush()
@@ -133,14 +140,15 @@ def _create(session, project_id, dataset, entity_id, props, label, version, now)
         raise EntityRejected("invalid_id", f"entity id {entity_id!r} is not a v4 UUID")
     if not label:
         raise EntityRejected("missing_label", "a new entity needs a label", entity_id)
-    if session.get(Entity, entity_id) is not None:
+    if session.scalar(_ENTITY_EXISTS, {"id": entity_id}) is not None:
         raise EntityRejected("duplicate_create", f"entity {entity_id} already exists", entity_id)
-    entity = Entity(id=entity_id, project_id=project_id, dataset=dataset, label=label,
-                    version=1, properties=props, tdp=props.get("tdp") or None, erased=False,
-                    created_at=now, updated_at=now)
-    session.add(entity)
-    session.flush()
-    _history(session, entity, "submission", version, None, props, None, now)
+    # Plain inserts (no ORM object): the rows are read back only by later queries.
+    session.execute(_INSERT_ENTITY, {
+        "id": entity_id, "project_id": project_id, "dataset": dataset, "label": label,
+        "version": 1, "properties": props, "tdp": props.get("tdp") or None, "canonical_id": None,
+        "erased": False, "conflict": None, "created_at": now, "updated_at": now})
+    _insert_history(session, entity_id, 1, label, props, "submission", version, None, props,
+                    None, now)
     bump_revision(session, project_id, dataset)
     return Applied(entity_id, 1, created=True, conflict=None)
 
@@ -180,13 +188,18 @@ def _update(session, entity: Entity, alias, action, props, label, version, now) 
 
 
 def _history(session, entity: Entity, source, version, base, changed, conflict, now) -> None:
-    session.add(EntityVersion(
-        entity_id=entity.id, version=entity.version, source=source,
-        submission_version_id=version.id if version is not None else None,
-        instance_id=version.instance_id if version is not None else None,
-        base_version=base, label=entity.label, properties=dict(entity.properties),
-        changed_properties=changed, conflict=conflict, at=now,
-    ))
+    _insert_history(session, entity.id, entity.version, entity.label, entity.properties, source,
+                    version, base, changed, conflict, now)
+
+
+def _insert_history(session, entity_id, entity_version, label, properties, source, version,
+                    base, changed, conflict, now) -> None:
+    session.execute(_INSERT_HISTORY, {
+        "entity_id": entity_id, "version": entity_version, "source": source,
+        "submission_version_id": version.id if version is not None else None,
+        "instance_id": version.instance_id if version is not None else None,
+        "base_version": base, "label": label, "properties": dict(properties),
+        "changed_properties": changed, "conflict": conflict, "at": now})
 
 
 def record_version(session: Session, entity: Entity, source: str, changed: dict,
@@ -198,10 +211,11 @@ def record_version(session: Session, entity: Entity, source: str, changed: dict,
 def record_problem(session: Session, project_id: int, version: SubmissionVersion | None,
                    exc: EntityRejected | Exception) -> None:
     kind = getattr(exc, "kind", "error")
-    session.add(EntityProblem(
-        project_id=project_id, submission_version_id=version.id if version else None,
-        entity_id=getattr(exc, "entity_id", None), kind=kind,
-        message=getattr(exc, "message", None) or str(exc), at=utcnow()))
+    session.execute(_INSERT_PROBLEM, {
+        "project_id": project_id, "submission_version_id": version.id if version else None,
+        "entity_id": getattr(exc, "entity_id", None), "kind": kind,
+        "message": getattr(exc, "message", None) or str(exc), "at": utcnow(),
+        "resolved_at": None})
 
 
 def new_entity_id() -> str:

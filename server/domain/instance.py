@@ -51,6 +51,7 @@ __all__ = [
     "referenced_attachments",
     "parse_fields",
     "blank_identity_number",
+    "blank_identity_number_parsed",
 ]
 
 
@@ -171,18 +172,24 @@ def read_envelope(xml_bytes: bytes) -> Envelope:
     return envelope_of(root)
 
 
+_PATH_SEP = re.compile(r"[\\/]")
+
+
 def _base_name(value: str | None) -> str | None:
     """File name part only: the XML names files, never paths we would follow."""
-    name = re.split(r"[\\/]", (value or "").strip())[-1]
+    name = _PATH_SEP.split((value or "").strip())[-1]
     return None if name in ("", ".", "..") else name
 
 
-def _walk(el: etree._Element, rel: str = "") -> Iterator[tuple[str, etree._Element]]:
-    """(path below the root, element) for every descendant, repeat indices ignored."""
+def _walk(el: etree._Element, rel: str = "", within: set[str] | None = None
+          ) -> Iterator[tuple[str, etree._Element]]:
+    """(path below the root, element) for every descendant (only those whose path is in
+    `within`, when given), repeat indices ignored."""
     for child in children(el):
         path = f"{rel}/{local_name(child)}" if rel else local_name(child)
-        yield path, child
-        yield from _walk(child, path)
+        if within is None or path in within:
+            yield path, child
+            yield from _walk(child, path, within)
 
 
 def referenced_attachments(
@@ -199,7 +206,10 @@ def referenced_attachments(
         if schema is None:
             raise ValueError("the form schema is needed to find a plain submission's attachments")
         binary = {schema.field(p).rel_path for p in schema.binary_paths} | {"meta/audit"}
-        candidates = [_opt_text(el) for path, el in _walk(root) if path in binary]
+        # only the branches that can hold a binary field are walked
+        inner = {b.rsplit("/", i)[0] for b in binary for i in range(1, b.count("/") + 1)}
+        candidates = [_opt_text(el) for path, el in _walk(root, within=inner | binary)
+                      if path in binary]
     return {name for value in candidates if (name := _base_name(value))}
 
 
@@ -208,16 +218,46 @@ def _own_text(el: etree._Element) -> str:
     return (el.text or "") + "".join(child.tail or "" for child in el)
 
 
-def parse_fields(schema: FormSchema, root: etree._Element, instance_id: str) -> dict[str, Any]:
-    """Field values of one submission in Central's table layout (shape: module docstring)."""
+@dataclass(frozen=True)
+class _Plan:
+    """What parse_fields needs of a schema, worked out once per schema."""
+
+    root_row: dict[str, str]  # every root column, empty
+    templates: dict[str, dict[str, str]]  # by repeat path: every column of its rows, empty
+    repeats: tuple[str, ...]  # repeats' paths below the root
+    nodes: dict[str, tuple[str, str]]  # path below the root -> (kind, column or repeat path)
+
+
+_PLANS: dict[int, tuple[FormSchema, _Plan]] = {}
+
+
+def _plan(schema: FormSchema) -> _Plan:
+    hit = _PLANS.get(id(schema))
+    if hit is not None and hit[0] is schema:  # the entry keeps its schema alive: ids stay apart
+        return hit[1]
     leaves = [f for f in schema.fields if f.kind == "field"]
-    root_row = {f.rel_path: "" for f in leaves if f.repeat is None}
     templates: dict[str, dict[str, str]] = {r.path: {} for r in schema.repeats()}
     for f in leaves:
         if f.repeat is not None:
             templates[f.repeat][f.table_path] = ""
-    repeats: dict[str, list[dict[str, Any]]] = {r.rel_path: [] for r in schema.repeats()}
-    by_rel = schema.by_rel_path
+    plan = _Plan(
+        root_row={f.rel_path: "" for f in leaves if f.repeat is None},
+        templates=templates,
+        repeats=tuple(r.rel_path for r in schema.repeats()),
+        nodes={f.rel_path: (f.kind, f.path if f.kind == "repeat" else f.table_path)
+               for f in schema.fields})
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[id(schema)] = (schema, plan)
+    return plan
+
+
+def parse_fields(schema: FormSchema, root: etree._Element, instance_id: str) -> dict[str, Any]:
+    """Field values of one submission in Central's table layout (shape: module docstring)."""
+    plan = _plan(schema)
+    nodes, templates = plan.nodes, plan.templates
+    root_row = dict(plan.root_row)
+    repeats: dict[str, list[dict[str, Any]]] = {path: [] for path in plan.repeats}
 
     def walk(
         el: etree._Element,
@@ -227,24 +267,27 @@ def parse_fields(schema: FormSchema, root: etree._Element, instance_id: str) -> 
         values: dict[str, str],
         counters: dict[str, int],
     ) -> None:
-        for child in children(el):
-            name = local_name(child)
-            path = f"{rel}/{name}" if rel else name
-            field = by_rel.get(path)
-            if field is None:  # not in the form: ignored, with everything below it
+        for child in el:
+            tag = child.tag
+            if not isinstance(tag, str):  # comments and PIs are not fields
                 continue
-            if field.kind == "repeat":
+            name = tag[tag.rfind("}") + 1:]  # local name
+            path = f"{rel}/{name}" if rel else name
+            node = nodes.get(path)
+            if node is None:  # not in the form: ignored, with everything below it
+                continue
+            kind, target = node
+            if kind == "repeat":
                 counters[path] = index = counters.get(path, 0) + 1
                 row_parts = [*parts, f"{name}[{index}]"]
                 key = "/".join(row_parts)
-                row = {"key": key, "parent_key": parent_key, "values": dict(templates[field.path])}
+                row = {"key": key, "parent_key": parent_key, "values": dict(templates[target])}
                 repeats[path].append(row)
                 walk(child, path, row_parts, key, row["values"], {})
-            elif field.kind == "group":
+            elif kind == "group":
                 walk(child, path, [*parts, name], parent_key, values, counters)
             else:  # duplicated elements concatenate, as in Central's export
-                column = field.table_path
-                values[column] = values.get(column, "") + _own_text(child)
+                values[target] = values.get(target, "") + _own_text(child)
 
     walk(root, "", [instance_id], instance_id, root_row, {})
     return {"key": instance_id, "root": root_row, "repeats": repeats}
@@ -313,16 +356,26 @@ def blank_identity_number(
     re-parsed and checked, so a failure raises instead of letting the number through.
     Raises :class:`~server.xml.XMLRejected` for bytes that are not acceptable XML.
     """
+    out, digits, _ = blank_identity_number_parsed(xml_bytes, parse_xml(xml_bytes), path)
+    return out, digits
+
+
+def blank_identity_number_parsed(
+    xml_bytes: bytes, root: etree._Element, path: Sequence[str] | str = ("g_head", "head_id")
+) -> tuple[bytes, str | None, etree._Element]:
+    """:func:`blank_identity_number` for bytes already parsed into ``root``; also returns the
+    parsed tree of the new bytes (``root`` itself when nothing had to change), so that the
+    caller reads its fields without parsing again."""
     steps = tuple(path.strip("/").split("/")) if isinstance(path, str) else tuple(path)
-    root = parse_xml(xml_bytes)
     elements = _elements_at(root, steps)
     digits = next((d for el in elements if (d := _digits("".join(el.itertext())))), None)
     if all(len(el) == 0 and not el.text for el in elements):
-        return xml_bytes, digits
+        return xml_bytes, digits, root
     out = xml_bytes
     for start, end in reversed(_content_spans(xml_bytes, steps)):
         out = out[:start] + out[end:]
-    after = _elements_at(parse_xml(out), steps)
+    blanked = parse_xml(out)  # the check parses the bytes that will be stored
+    after = _elements_at(blanked, steps)
     if len(after) != len(elements) or any(len(el) or el.text for el in after):
         raise ValueError(f"could not blank the element {'/'.join(steps)}")
-    return out, digits
+    return out, digits, blanked

@@ -15,12 +15,13 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from server.db.models import (
     DedupePair,
     Entity,
+    EntityProblem,
     HouseholdBlockKey,
     HouseholdMember,
     HouseholdSnapshot,
@@ -72,10 +73,44 @@ def _key_rows(project_id: int, row: HouseholdSnapshot, keys) -> list[dict]:
             for h in sorted({key_hash(k) for k in dedupe.block_keys(keys)})]
 
 
+# The statements of every ingest, built once (SQLAlchemy then reuses their compiled form) and
+# on the tables, not the ORM classes: no ORM bookkeeping for rows nothing here holds.
+_KEYS = HouseholdBlockKey.__table__
+_MEMBERS = HouseholdMember.__table__
+_INSERT_KEYS = insert(_KEYS)
+_INSERT_MEMBERS = insert(_MEMBERS)
+_DELETE_KEYS_OF = delete(_KEYS).where(_KEYS.c.snapshot_id == bindparam("snapshot_id"))
+_BLOCKS = select(_KEYS.c.key, _KEYS.c.snapshot_id).where(
+    _KEYS.c.project_id == bindparam("p"), _KEYS.c.key.in_(bindparam("keys", expanding=True)))
+_CANDIDATES = select(HouseholdSnapshot).where(
+    HouseholdSnapshot.id.in_(bindparam("ids", expanding=True)),
+    HouseholdSnapshot.current.is_(True), HouseholdSnapshot.entity_id != bindparam("entity_id"))
+_OWN = select(HouseholdSnapshot).where(HouseholdSnapshot.entity_id == bindparam("entity_id"),
+                                       HouseholdSnapshot.current.is_(True))
+_DELETE_MEMBERS_OF = delete(_MEMBERS).where(_MEMBERS.c.project_id == bindparam("p"),
+                                            _MEMBERS.c.household_id == bindparam("entity_id"))
+# By the two entity indexes (a project condition here would make SQLite scan the project's
+# pairs through its own index instead); the few rows found are checked for the project.
+_PAIRED = select(DedupePair.project_id).where(
+    or_(DedupePair.entity_a == bindparam("entity_id"),
+        DedupePair.entity_b == bindparam("entity_id")))
+_ALIASED = select(Entity.id).where(
+    or_(Entity.canonical_id == bindparam("entity_id"),
+        (Entity.id == bindparam("entity_id")) & Entity.canonical_id.is_not(None))).limit(1)
+_CANONICAL_OF = select(Entity.id, Entity.canonical_id).where(
+    Entity.id.in_(bindparam("ids", expanding=True)), Entity.canonical_id.is_not(None))
+_REASON_KNOWN = select(EntityProblem.id).where(
+    EntityProblem.project_id == bindparam("p"), EntityProblem.kind == bindparam("kind"),
+    EntityProblem.entity_id == bindparam("entity_id"),
+    EntityProblem.message == bindparam("message"))
+_PAIR_OF = select(DedupePair).where(DedupePair.snapshot_a == bindparam("a"),
+                                    DedupePair.snapshot_b == bindparam("b"))
+
+
 def _index(session: Session, project_id: int, row: HouseholdSnapshot, keys) -> list[str]:
     key_rows = _key_rows(project_id, row, keys)
     if key_rows:  # one executemany, not one ORM object per key
-        session.execute(insert(HouseholdBlockKey), key_rows)
+        session.execute(_INSERT_KEYS, key_rows)
     return [r["key"] for r in key_rows]
 
 
@@ -107,16 +142,12 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
     summary = Summary(snapshots=1)
     if replaced is not None:
         replaced.current = False
-        session.execute(delete(HouseholdBlockKey).where(
-            HouseholdBlockKey.snapshot_id == replaced.id))
+        session.execute(_DELETE_KEYS_OF, {"snapshot_id": replaced.id})
     keys = dedupe.snapshot_keys(to_snapshot(row), config)
     hashes = _index(session, project_id, row, keys)
     session.flush()
     by_key: dict[str, list[int]] = defaultdict(list)
-    for key, snapshot_id in session.execute(
-        select(HouseholdBlockKey.key, HouseholdBlockKey.snapshot_id)
-        .where(HouseholdBlockKey.project_id == project_id, HouseholdBlockKey.key.in_(hashes))
-    ):
+    for key, snapshot_id in session.execute(_BLOCKS, {"p": project_id, "keys": hashes}):
         by_key[key].append(snapshot_id)
     candidates: set[int] = set()
     for ids in by_key.values():
@@ -124,9 +155,8 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
             summary.skipped_blocks += 1
             continue
         candidates.update(i for i in ids if i != row.id)
-    others = session.scalars(select(HouseholdSnapshot).where(
-        HouseholdSnapshot.id.in_(candidates), HouseholdSnapshot.current.is_(True),
-        HouseholdSnapshot.entity_id != row.entity_id)).all() if candidates else []
+    others = session.scalars(_CANDIDATES, {"ids": sorted(candidates),
+                                           "entity_id": row.entity_id}).all() if candidates else []
     for other in others:
         result = dedupe.compare(keys, dedupe.snapshot_keys(to_snapshot(other), config), config)
         if _store_pair(session, project_id, result, now):
@@ -135,14 +165,11 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
     session.flush()
     if summary.pairs == 0 and _alone(session, project_id, row.entity_id):
         # Nothing links this household to another: no clustering to redo, only its people.
-        own = list(session.scalars(select(HouseholdSnapshot).where(
-            HouseholdSnapshot.entity_id == row.entity_id, HouseholdSnapshot.current.is_(True))))
-        session.execute(delete(HouseholdMember).where(
-            HouseholdMember.project_id == project_id,
-            HouseholdMember.household_id == row.entity_id))
+        own = list(session.scalars(_OWN, {"entity_id": row.entity_id}))
+        session.execute(_DELETE_MEMBERS_OF, {"p": project_id, "entity_id": row.entity_id})
         members = relink_members(project_id, row.entity_id, own, config, set())
         if members:
-            session.execute(insert(HouseholdMember), members)
+            session.execute(_INSERT_MEMBERS, members)
         record_reasons(session, project_id, [*own, *others], config, now)
         return summary
     seeds = {row.entity_id, *(o.entity_id for o in others)}
@@ -158,29 +185,21 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
 
 def _alone(session: Session, project_id: int, entity_id: str) -> bool:
     """No pair and no alias involves this household yet."""
-    paired = session.scalar(select(DedupePair.id).where(
-        DedupePair.project_id == project_id,
-        or_(DedupePair.entity_a == entity_id, DedupePair.entity_b == entity_id)).limit(1))
-    if paired is not None:
+    if project_id in session.scalars(_PAIRED, {"entity_id": entity_id}).all():
         return False
-    return session.scalar(select(Entity.id).where(
-        or_(Entity.canonical_id == entity_id,
-            (Entity.id == entity_id) & Entity.canonical_id.is_not(None))).limit(1)) is None
+    return session.scalar(_ALIASED, {"entity_id": entity_id}) is None
 
 
 def record_reasons(session: Session, project_id: int, rows, config, now) -> int:
     """The other §7.8 triggers (head changed, shared phone, tổ changed) as review items."""
-    from server.db.models import EntityProblem
-
-    canonical = dict(session.execute(select(Entity.id, Entity.canonical_id).where(
-        Entity.id.in_({r.entity_id for r in rows}), Entity.canonical_id.is_not(None))).all())
+    canonical = dict(session.execute(
+        _CANONICAL_OF, {"ids": sorted({r.entity_id for r in rows})}).all())
     added = 0
     for reason in dedupe.review_reasons([to_snapshot(r) for r in rows], config, canonical):
         kind = f"review_{reason.kind}"
-        exists = session.scalar(select(EntityProblem.id).where(
-            EntityProblem.project_id == project_id, EntityProblem.kind == kind,
-            EntityProblem.entity_id == reason.household_ids[0],
-            EntityProblem.message == reason.detail))
+        exists = session.scalar(_REASON_KNOWN, {
+            "p": project_id, "kind": kind, "entity_id": reason.household_ids[0],
+            "message": reason.detail})
         if exists is None:
             session.add(EntityProblem(project_id=project_id, entity_id=reason.household_ids[0],
                                       kind=kind, message=reason.detail, at=now))
@@ -195,8 +214,7 @@ def _store_pair(session: Session, project_id: int, result: dedupe.PairResult,
     a, b = int(result.snapshot_a), int(result.snapshot_b)
     if a > b:
         a, b = b, a
-    existing = session.scalar(select(DedupePair).where(DedupePair.snapshot_a == a,
-                                                       DedupePair.snapshot_b == b))
+    existing = session.scalar(_PAIR_OF, {"a": a, "b": b})
     outcome = "match" if result.outcome == dedupe.Outcome.MATCH else "review"
     features = {
         "name_similarity": round(result.name_similarity, 1),

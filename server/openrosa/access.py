@@ -7,22 +7,38 @@ from flask import current_app, g, request
 from server.domain import accounts
 from server.errors import Forbidden, NotFound
 from server.openrosa import auth
-from server.web_context import db_session
+from server.web_context import database
 
 
 def authenticate_request() -> None:
-    session = db_session()
+    # OpenRosa requests only read through the request's session (a submission is written by
+    # the group writer), so even a POST never holds SQLite's write lock while it authenticates
+    # and receives its body.
+    if "db_session" not in g:
+        g.db_session = database().session(write=False)
+    session = g.db_session
     cfg = current_app.config
     if g.token is not None:
         user = auth.authenticate_token(session, g.token)
     else:
         user = auth.authenticate_password(session, request, cfg["SECRET_KEY"],
                                           bool(cfg["DIGEST_AUTH"]))
-    if accounts.get_project(session, g.project_id) is None:
+    if not _project_exists(session, g.project_id):
         raise NotFound(f"project {g.project_id}")
     if not auth.may_use_project(user, g.project_id):
         raise Forbidden()
     g.user = user
+
+
+def _project_exists(session, project_id: int) -> bool:
+    """Projects are never deleted, so one that was found once is remembered by this app."""
+    known = current_app.extensions.setdefault("openrosa_projects", set())
+    if project_id in known:
+        return True
+    if accounts.get_project(session, project_id) is None:
+        return False
+    known.add(project_id)
+    return True
 
 
 def base_url() -> str:

@@ -7,15 +7,17 @@ from urllib.parse import quote
 from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
+from server.db import group_commit
 from server.db.models import Form, FormVersion
 from server.domain import entities, generated_media
 from server.domain import forms as forms_domain
-from server.domain.submissions import Uploader, ingest
+from server.domain.submissions import Uploader, ingest_prepared, prepare, stage_files
 from server.errors import FormNotFound, NotFound
 from server.openrosa import render, route
 from server.openrosa.access import base_url
+from server.openrosa.form_list import FormListCache
 from server.openrosa.upload import read_upload
-from server.web_context import blob_store, db_session
+from server.web_context import blob_store, database, db_session
 
 XML = "text/xml; charset=utf-8"
 
@@ -33,16 +35,12 @@ def _form_path(form: Form, fv: FormVersion) -> str:
 
 @route("/formList", methods=["GET"])
 def form_list():
-    session = db_session()
-    entries = []
-    for form, fv in forms_domain.listed_forms(session, g.project_id, request.args.get("formID")):
-        path = _form_path(form, fv)
-        has_media = bool(forms_domain.schema_of(fv.xml).media_references())
-        entries.append(render.FormListEntry(
-            form_id=form.xml_form_id, name=fv.title, version=fv.version, md5=fv.md5,
-            download_url=f"{path}.xml", manifest_url=f"{path}/manifest" if has_media else None,
-        ))
-    return _xml(render.form_list(entries))
+    cache = current_app.extensions.get("form_lists")
+    if cache is None:
+        cache = current_app.extensions.setdefault("form_lists", FormListCache())
+    body, digest = cache.document(db_session(), g.project_id, base_url(),
+                                  request.args.get("formID"))
+    return _etagged(body, digest, XML)
 
 
 def _load(form_id: str, version: str | None) -> tuple[Form, FormVersion]:
@@ -114,7 +112,8 @@ def dataset_integrity(dataset: str):
 
 
 def _etagged(data: bytes, md5: str, content_type: str, filename: str | None = None) -> Response:
-    """ETag = the md5 the manifest lists; 304 only for a matching If-None-Match."""
+    """ETag = the md5 the manifest lists (the form list's digest for the form list); 304 only
+    for a matching If-None-Match."""
     etag = f'"{md5}"'
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         response = Response(status=304)
@@ -137,28 +136,42 @@ def submission_preflight():
 @route("/submission", methods=["POST"])
 def submission():
     upload = read_upload(request)
-    session = db_session()
     cfg = current_app.config
+    prepared = prepare(upload.xml, upload.files, secret=cfg["SECRET_KEY"], pid_key=cfg["PID_KEY"])
+    store = blob_store()
+    # Files are written and fsynced before the write transaction, which only records them.
+    written = stage_files(db_session(), store, g.project_id, prepared)
+    db_session().close()  # this request reads no more; the user object stays usable
     uploader = Uploader(user_id=g.user.id, device_id=request.args.get("deviceID", "")[:255] or None,
                         user_agent=request.headers.get("User-Agent"))
+    project_id, matcher = g.project_id, current_app.extensions["matcher"]
+
+    def work(session):
+        return ingest_prepared(session, store, prepared, project_id=project_id,
+                               uploader=uploader, timezone=cfg["TIMEZONE"], matcher=matcher,
+                               written=written).missing_attachments
+
     for attempt in (1, 2):
         try:
-            result = ingest(session, blob_store(), project_id=g.project_id, raw_xml=upload.xml,
-                            files=upload.files, uploader=uploader, secret=cfg["SECRET_KEY"],
-                            pid_key=cfg["PID_KEY"], timezone=cfg["TIMEZONE"],
-                            matcher=current_app.extensions["matcher"])
-            session.commit()  # 201 only after the submission and its files are committed
+            missing = _writer().run(work)  # returns once committed: a 201 means stored
             break
         except IntegrityError:
             # An identical POST won the race for this instanceID; the retry sees its row
             # and becomes an attachment upsert (or a 409 if the XML differs).
-            session.rollback()
             if attempt == 2:
                 raise
-    if result.missing_attachments:
-        message = (f"Đã nhận phiếu; còn chờ {len(result.missing_attachments)} tệp đính kèm. / "
-                   f"Submission received; {len(result.missing_attachments)} attachment(s) "
-                   "still expected.")
+    if missing:
+        message = (f"Đã nhận phiếu; còn chờ {len(missing)} tệp đính kèm. / "
+                   f"Submission received; {len(missing)} attachment(s) still expected.")
     else:
         message = "Đã nhận đầy đủ phiếu. / Full submission upload was successful!"
     return _xml(render.response(message), 201)
+
+
+def _writer() -> group_commit.GroupCommit:
+    """The app's writer for submissions (created on first use, in the serving process)."""
+    writer = current_app.extensions.get("submission_writer")
+    if writer is None:
+        writer = current_app.extensions.setdefault(
+            "submission_writer", group_commit.for_database(database()))
+    return writer

@@ -150,3 +150,38 @@ def test_urls_follow_the_proxy_or_the_configured_base(make_app):
     c = Collect(f"http://localhost/v1/key/{ward.token}/projects/1", FlaskTransport(app))
     assert f"https://data.ward.vn/odk/v1/key/{ward.token}/projects/1/forms/" in c.get(
         c.form_list_url).text
+
+
+def test_form_list_follows_the_database_and_answers_304_while_unchanged(app, ward, tmp_path):
+    """The form list is rendered once per state of the project's forms; a form published or
+    closed by another app server on the same database shows at this one's next request."""
+    from server import create_app
+
+    other = create_app({key: app.config[key] for key in (
+        "DATABASE_URL", "SECRET_KEY", "PID_KEY", "FORMS_DIR", "VALIDATE_FORMS", "TESTING")}
+        | {"DATA_DIR": str(tmp_path / "other")})
+    client = app.test_client()
+    url = f"/v1/key/{ward.token}/projects/{ward.project_id}/formList"
+
+    def ids(response) -> set[str]:
+        root = etree.fromstring(response.data)
+        return {x.text for x in root.iterfind("x:xform/x:formID", NS)}
+
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and "household_survey" in ids(first)
+    unchanged = client.get(url, headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.data == b""
+    assert unchanged.headers["ETag"] == etag
+    assert client.get(url, headers={"If-None-Match": '"other"'}).data == first.data
+
+    publish(other, xform_from_md(PHOTO_FORM_MD))
+    published = client.get(url, headers={"If-None-Match": etag})
+    assert published.status_code == 200 and "photo_form" in ids(published)
+    assert published.headers["ETag"] != etag
+
+    set_state(other, "household_survey", "closed")
+    closed = client.get(url, headers={"If-None-Match": published.headers["ETag"]})
+    assert closed.status_code == 200 and "household_survey" not in ids(closed)
+    assert ids(closed) == ids(published) - {"household_survey"}
+    other.extensions["db"].dispose()

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from server.db.models import utcnow
-from server.domain.dedupe import DedupeConfig
 from server.domain.ward import WardConfig
 from server.exports.facts import (
     DEFAULT_TIMEZONE,
@@ -33,7 +32,7 @@ from server.exports.facts import (
     VisitFact,
     Volunteer,
     _subject,
-    load_facts,
+    facts_for_ward,
 )
 from server.exports.indicators import (
     WARD,
@@ -295,14 +294,6 @@ class Activity:
         ]
 
 
-def _facts(session: Session, project_id: int, ward: WardConfig, as_of: dt.datetime | None,
-           timezone: str, facts: Facts | None) -> Facts:
-    if facts is not None:
-        return facts
-    return load_facts(session, project_id, as_of=as_of, timezone=timezone,
-                      config=DedupeConfig.for_ward(ward))
-
-
 def activity_tables(
     session: Session,
     project_id: int,
@@ -318,7 +309,8 @@ def activity_tables(
     30 Nov, `2026-Q4` → the quarter and the year, `2026` → the year; None = this month."""
     now = now or utcnow()
     periods = parse_period(period, now.astimezone(ZoneInfo(timezone)).date())
-    activity = Activity(_facts(session, project_id, ward, as_of, timezone, facts), ward)
+    activity = Activity(facts_for_ward(session, project_id, ward, as_of=as_of, timezone=timezone,
+                                       facts=facts), ward)
     return [
         Table("volunteer_activity", list(E6_COLUMNS), lambda: activity.volunteer_rows(periods)),
         Table("team_activity", list(E7_COLUMNS), lambda: activity.team_rows(periods)),
@@ -339,7 +331,7 @@ def activity_export(
     from one load of the facts."""
     from server.exports.registers import register_tables
 
-    facts = _facts(session, project_id, ward, as_of, timezone, None)
+    facts = facts_for_ward(session, project_id, ward, as_of=as_of, timezone=timezone)
     kw = {"period": period, "as_of": as_of, "timezone": timezone, "now": now, "facts": facts}
     events = next(t for t in register_tables(session, project_id, ward, **kw)
                   if t.name == "service_events")
@@ -401,7 +393,8 @@ def award_tables(
     """The 10 October award list: E6 and E7 for the year to the award cut-off (same columns),
     and, when the ward has published weights, `award_scores` beside them."""
     p = award_period(ward, period)
-    activity = Activity(_facts(session, project_id, ward, as_of, timezone, facts), ward)
+    activity = Activity(facts_for_ward(session, project_id, ward, as_of=as_of, timezone=timezone,
+                                       facts=facts), ward)
     tables = [
         Table("volunteer_awards", list(E6_COLUMNS), lambda: activity.volunteer_rows([p])),
         Table("team_awards", list(E7_COLUMNS), lambda: activity.team_rows([p])),

@@ -49,6 +49,7 @@ __all__ = [
     "SnapshotFact",
     "VisitFact",
     "Volunteer",
+    "facts_for_ward",
     "load_facts",
     "parse_local_date",
 ]
@@ -780,3 +781,13 @@ def _volunteers(session: Session, project_id: int, as_of: dt.datetime | None,
             left=parse_local_date(u.left_on, zone) if left_known else None,
             trainings=tuple(sorted(trained.get(u.id, ())))))
     return out
+
+
+def facts_for_ward(session: Session, project_id: int, ward, *, as_of: dt.datetime | None,
+                   timezone: str, facts: Facts | None = None) -> Facts:
+    """The facts a report of `ward` reads: those given (several reports built from one load),
+    or loaded with the ward's de-duplication settings."""
+    if facts is not None:
+        return facts
+    return load_facts(session, project_id, as_of=as_of, timezone=timezone,
+                      config=dedupe.DedupeConfig.for_ward(ward))

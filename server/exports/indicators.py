@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from server.db.models import utcnow
-from server.domain.dedupe import DedupeConfig
 from server.domain.ward import EssentialRule, WardConfig
 from server.exports.facts import (
     DEFAULT_TIMEZONE,
@@ -33,7 +32,7 @@ from server.exports.facts import (
     HouseholdFact,
     MemberRecord,
     SnapshotFact,
-    load_facts,
+    facts_for_ward,
 )
 from server.exports.tables import Table
 
@@ -688,9 +687,8 @@ def report_tables(
     None = the current month), from the data uploaded by `as_of` (None = everything)."""
     now = now or utcnow()
     periods = parse_period(period, now.astimezone(ZoneInfo(timezone)).date())
-    if facts is None:
-        facts = load_facts(session, project_id, as_of=as_of, timezone=timezone,
-                           config=DedupeConfig.for_ward(ward))
+    facts = facts_for_ward(session, project_id, ward, as_of=as_of, timezone=timezone,
+                           facts=facts)
     report = Report(facts, ward)
     generated_at = now.astimezone(ZoneInfo(timezone)).isoformat(timespec="seconds")
     return [

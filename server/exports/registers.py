@@ -16,10 +16,15 @@ from sqlalchemy.orm import Session
 
 from server.db.models import utcnow
 from server.domain import dedupe
-from server.domain.dedupe import DedupeConfig
 from server.domain.masking import mask_phone
 from server.domain.ward import WardConfig
-from server.exports.facts import DEFAULT_TIMEZONE, Facts, HouseholdFact, SnapshotFact, load_facts
+from server.exports.facts import (
+    DEFAULT_TIMEZONE,
+    Facts,
+    HouseholdFact,
+    SnapshotFact,
+    facts_for_ward,
+)
 from server.exports.indicators import (
     HouseholdAt,
     MemberAt,
@@ -227,9 +232,8 @@ def register_tables(
     for a reader who may not see full phone numbers (server/domain/masking.py)."""
     now = now or utcnow()
     start, end = period_span(period, now.astimezone(ZoneInfo(timezone)).date())
-    if facts is None:
-        facts = load_facts(session, project_id, as_of=as_of, timezone=timezone,
-                           config=DedupeConfig.for_ward(ward))
+    facts = facts_for_ward(session, project_id, ward, as_of=as_of, timezone=timezone,
+                           facts=facts)
     registers = _Registers(facts, ward, start, end, mask_phones)
     return [
         Table("households_register", list(E3_COLUMNS), registers.household_rows),

@@ -33,9 +33,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions["matcher"] = (DedupeConfig.for_ward(app.extensions["ward"])
                                  if app.extensions["ward"] else DEFAULT_CONFIG)
 
-    from server import openrosa
+    from server import central, openrosa
 
     app.register_blueprint(openrosa.bp)
+    central.init_app(app)  # Central's REST API, for pyodk and OData clients
     openrosa.register_error_pages(app)
 
     from server import web

@@ -115,6 +115,10 @@ class Form(Base):
     current_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("form_versions.id", use_alter=True, name="fk_forms_current_version")
     )
+    # A version uploaded but not yet published (Central's draft): never in the form list.
+    draft_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("form_versions.id", use_alter=True, name="fk_forms_draft_version")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     current_version: Mapped[FormVersion | None] = relationship(
@@ -523,3 +527,51 @@ class IssuedReportFile(Base):
     name: Mapped[str] = mapped_column(String(255))  # indicators_long.csv, indicators.xlsx…
     sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
     size: Mapped[int] = mapped_column(BigInteger)
+
+
+# The Central-compatible REST API (pyodk, OData clients) ------------------------------------
+
+
+class ApiSession(Base):
+    """A bearer token from `POST /v1/sessions`. Only its SHA-256 is kept; it stops working
+    at `expires_at`, on logout, or when the user's sessions are ended (session_epoch)."""
+
+    __tablename__ = "api_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    session_epoch: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FormAssignment(Base):
+    """A form assigned to an app user (a volunteer), Central's role 2. A volunteer with any
+    assignment sees only its assigned forms; one with none sees every form of its project."""
+
+    __tablename__ = "form_assignments"
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role_id: Mapped[int] = mapped_column(Integer, default=2)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Dataset(Base):
+    """An entity list of a project, declared by a form or created through the API."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DatasetProperty(Base):
+    __tablename__ = "dataset_properties"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

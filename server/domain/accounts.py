@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from server.db.models import AuditEntry, Project, User, utcnow
+from server.db.models import AuditEntry, LoginAttempt, Project, User, utcnow
 
 ROLES = ("admin", "supervisor", "volunteer")
 DIGEST_REALM = "ODK Server"
@@ -211,3 +212,26 @@ def audit(session: Session, action: str, *, actor: User | None = None, target: s
 
 def has_admin(session: Session) -> bool:
     return session.scalar(select(User.id).where(User.role == "admin").limit(1)) is not None
+
+
+# Password logins (web page and API) are throttled per typed username and address.
+MAX_FAILED_LOGINS = 5
+FAILED_LOGIN_WINDOW = dt.timedelta(minutes=15)
+
+
+def login_throttled(session: Session, username: str, ip: str) -> bool:
+    since = utcnow() - FAILED_LOGIN_WINDOW
+    failures = session.scalar(select(func.count()).select_from(LoginAttempt).where(
+        LoginAttempt.username == username, LoginAttempt.ip == ip, LoginAttempt.at >= since))
+    return (failures or 0) >= MAX_FAILED_LOGINS
+
+
+def record_failed_login(session: Session, username: str, ip: str) -> None:
+    session.execute(delete(LoginAttempt).where(
+        LoginAttempt.at < utcnow() - dt.timedelta(days=1)))
+    session.add(LoginAttempt(username=username, ip=ip, at=utcnow()))
+
+
+def clear_failed_logins(session: Session, username: str, ip: str) -> None:
+    session.execute(delete(LoginAttempt).where(LoginAttempt.username == username,
+                                               LoginAttempt.ip == ip))

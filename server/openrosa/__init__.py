@@ -98,9 +98,13 @@ def openrosa_error(exc):
 def register_error_pages(app: Flask) -> None:
     """Errors raised before routing (unknown URL, oversize body) under /v1 answer in XML too."""
 
+    from server import central
+
     @app.errorhandler(HTTPException)
     def any_http_error(exc: HTTPException):
         if request.path.startswith("/v1/"):
+            if central.wants_json():
+                return central.error_body(exc)
             return add_openrosa_headers(error_response(exc))
         return exc
 

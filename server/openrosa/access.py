@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from server.domain import accounts
+from server.domain import accounts, api_sessions
 from server.errors import Forbidden, NotFound
 from server.openrosa import auth
 from server.web_context import database
@@ -18,9 +18,13 @@ def authenticate_request() -> None:
         g.db_session = database().session(write=False)
     session = g.db_session
     cfg = current_app.config
+    bearer = request.headers.get("Authorization", "")
     if g.token is not None:
         user = auth.authenticate_token(session, g.token)
-    else:
+    elif bearer.startswith("Bearer ") and (user := api_sessions.user_for_bearer(
+            session, bearer.partition(" ")[2].strip())) is not None:
+        pass  # an API session: pyodk reads a form's XML and attachments at these URLs
+    else:  # no valid bearer: the password challenge, as for any client
         user = auth.authenticate_password(session, request, cfg["SECRET_KEY"],
                                           bool(cfg["DIGEST_AUTH"]))
     if not _project_exists(session, g.project_id):

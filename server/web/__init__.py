@@ -56,9 +56,10 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "web.login"
     login_manager.login_message = None
     csrf.init_app(app)
-    from server import openrosa
+    from server import central, openrosa
 
     csrf.exempt(openrosa.bp)
+    csrf.exempt(central.bp)  # bearer tokens, never cookies
     Babel(app, locale_selector=select_locale)
 
 

@@ -6,22 +6,18 @@ the user's `session_epoch`, so `user revoke` ends every web session at once.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 
 from flask import abort, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, login_user, logout_user
-from sqlalchemy import delete, func, select
 
-from server.db.models import LoginAttempt, User, utcnow
+from server.db.models import User
 from server.domain import accounts
 from server.web import LANGUAGES, bp, login_manager, safe_next
 from server.web.inputs import ActionInput, LoginInput
 from server.web_context import db_session
 
-MAX_FAILURES = 5
-WINDOW = dt.timedelta(minutes=15)
 WEB_ROLES = ("admin", "supervisor")
 
 
@@ -52,13 +48,6 @@ def _key() -> tuple[str, str]:
     return username, (request.remote_addr or "")[:64]
 
 
-def _throttled(db, username: str, ip: str) -> bool:
-    since = utcnow() - WINDOW
-    failures = db.scalar(select(func.count()).select_from(LoginAttempt).where(
-        LoginAttempt.username == username, LoginAttempt.ip == ip, LoginAttempt.at >= since))
-    return (failures or 0) >= MAX_FAILURES
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     inp = LoginInput()
@@ -69,20 +58,18 @@ def login():
         return render_template("login.html", inp=inp, error=_("Hãy nhập tên và mật khẩu.")), 400
     db = db_session()
     username, ip = _key()
-    if _throttled(db, username, ip):
+    if accounts.login_throttled(db, username, ip):
         error = _("Sai mật khẩu quá nhiều lần. Hãy thử lại sau 15 phút.")
         return render_template("login.html", inp=inp, error=error), 429
     user = accounts.get_user(db, inp.username.data.strip())
     ok = accounts.check_password(user, inp.password.data) if user is not None else (
         accounts.check_password(User(active=False), inp.password.data))
     if not ok or user.role not in WEB_ROLES:
-        db.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - dt.timedelta(days=1)))
-        db.add(LoginAttempt(username=username, ip=ip, at=utcnow()))
+        accounts.record_failed_login(db, username, ip)
         accounts.audit(db, "web.login_failed", target=username[:255], ip=ip)
         return render_template("login.html", inp=inp,
                                error=_("Tên đăng nhập hoặc mật khẩu không đúng.")), 200
-    db.execute(delete(LoginAttempt).where(LoginAttempt.username == username,
-                                          LoginAttempt.ip == ip))
+    accounts.clear_failed_logins(db, username, ip)
     lang = session.get("lang")
     session.clear()  # a new session: nothing from before the login survives
     if lang in LANGUAGES:

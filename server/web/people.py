@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
 
-from server.db.models import LoginAttempt, User, utcnow
+from server.db.models import User
 from server.domain import accounts, team_registry
 from server.web import auth, bp, scope
 from server.web.inputs import ActionInput, options
@@ -299,14 +299,14 @@ def change_own_password():
     # Wrong current passwords count as failed logins of this name and address: an open
     # session cannot be used to guess the password faster than the login page allows.
     key = (user.username.casefold()[:100], (request.remote_addr or "")[:64])
-    if auth._throttled(db, *key):
+    if accounts.login_throttled(db, *key):
         inp.current.errors = [_("Sai mật khẩu quá nhiều lần. Hãy thử lại sau 15 phút.")]
         return render_template("people_password.html", inp=inp), 429
     try:
         accounts.change_password(db, user, inp.current.data, inp.new.data,
                                  digest=bool(current_app.config["DIGEST_AUTH"]))
     except accounts.WrongPassword:
-        db.add(LoginAttempt(username=key[0], ip=key[1], at=utcnow()))
+        accounts.record_failed_login(db, *key)
         accounts.audit(db, "web.password_change_failed", actor=user, target=user.username)
         inp.current.errors = [_("Mật khẩu hiện tại không đúng.")]
         return render_template("people_password.html", inp=inp)  # 200: the attempt is kept

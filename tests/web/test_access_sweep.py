@@ -66,6 +66,7 @@ ALLOWED = {
     "office": {"office", "admin"},  # the ward office's decisions
     "admin": {"admin"},
     "openrosa": {"volunteer", "other_team", "team", "office", "admin"},
+    "api": {"other_team", "other_project", "team", "office", "admin"},  # any bearer session
 }
 
 
@@ -98,6 +99,7 @@ class Access:
 PUBLIC, STAFF, PROJECT = Access("public"), Access("staff"), Access("project")
 TEAM, OFFICE, ADMIN, OPENROSA = (Access("team"), Access("office"), Access("admin"),
                                  Access("openrosa"))
+API = Access("api")  # Central's REST API: any bearer session (scoped inside the view)
 
 
 def submission_body(ids: dict, caller: str) -> dict:
@@ -177,6 +179,11 @@ ACCESS: dict[str, Access] = {
         {"who": "household", "reason": "Đơn số 1", "confirm": "y"}),
     "web.erase_submission": ADMIN.using(sid="erase_sid").posting(
         {"reason": "Đơn số 2", "confirm": "y"}),
+    "central.create_session": PUBLIC.posting({"email": "nobody", "password": "x"}),
+    "central.delete_session": API,  # only refused callers are sent a DELETE
+    "central.current_user": API,
+    "central.list_projects": API,
+    "central.get_project": PROJECT,
     "openrosa.form_list": OPENROSA,
     "openrosa.form_xml": OPENROSA,
     "openrosa.manifest": OPENROSA.using(form_id="media_form"),
@@ -301,6 +308,7 @@ class Caller:
     web: Browser  # its cookies: a session after /login, a forged one, or none
     username: str | None = None  # a password user, for /login and the OpenRosa API
     token: str | None = None  # what it presents: as the token prefix, or a Bearer header
+    api_token: str | None = None  # a password user's bearer session for Central's API
     csrf: str | None = None
     stale: bool = False  # logged out by the sweep: log in again before the next request
 
@@ -325,6 +333,11 @@ def make_callers(app, ids) -> dict[str, Caller]:
                 s["_user_id"] = ids[f"{name}_session"]
                 s["_fresh"] = True
         caller.refresh()
+        if caller.username:
+            response = app.test_client().post(
+                "/v1/sessions", json={"email": caller.username, "password": PASSWORD},
+                environ_base={"REMOTE_ADDR": f"10.2.0.{n + 1}"})
+            caller.api_token = response.get_json()["token"]
         callers[name] = caller
     return callers
 
@@ -341,6 +354,8 @@ def build_path(rule, access: Access, ids, caller: Caller) -> str:
     for var in rule.arguments:
         if var == "project_id":
             values[var] = int(ids["project"])
+        elif var == "token" and rule.endpoint.startswith("central."):
+            values[var] = caller.api_token or caller.token or UNKNOWN_TOKEN
         elif var == "token":
             values[var] = caller.token or UNKNOWN_TOKEN
         else:
@@ -368,8 +383,18 @@ def call(app, rule, method: str, access: Access, ids, caller: Caller):
     query = {k: resolve(v, ids) for k, v in access.query.items()}
     headers, kw = {}, {}
     openrosa = rule.endpoint.startswith("openrosa.")
+    api = rule.endpoint.startswith("central.")
     if caller.token:
         headers["Authorization"] = f"Bearer {caller.token}"
+    if api:
+        client = app.test_client(use_cookies=False)
+        if caller.api_token:
+            headers["Authorization"] = f"Bearer {caller.api_token}"
+        if method == "POST":
+            form = access.form(ids, caller.name) if callable(access.form) else {
+                k: resolve(v, ids) for k, v in (access.form or {}).items()}
+            kw["json"] = form
+        return client.open(path, method=method, query_string=query, headers=headers, **kw)
     if openrosa:
         client = app.test_client(use_cookies=False)
         headers["X-OpenRosa-Version"] = "1.0"
@@ -433,6 +458,15 @@ def verdict(rule, method: str, access: Access, caller: str, response) -> str | N
             return "refused by the CSRF check"
         return None
     # Refused: how, by the kind of caller.
+    if rule.endpoint.startswith("central."):
+        if method == "OPTIONS" and status == 200 and not response.get_data():
+            return None  # Flask's automatic OPTIONS: the methods, no data
+        expected = {401} if caller in ("anonymous", "volunteer", "revoked") else {403, 404}
+        if status not in expected:
+            return f"{status}, expected {sorted(expected)}"
+        if method != "HEAD" and not (response.is_json and "code" in response.get_json()):
+            return "an error without Central's JSON body"
+        return None
     if openrosa:
         if "<token>" in rule.rule:
             expected = {403}  # an unknown or revoked token, whatever else is sent
@@ -538,7 +572,7 @@ def test_every_post_form_refuses_a_missing_or_foreign_csrf_token(app, ward, brow
     foreign = csrf_token(other.get("/login").get_data(as_text=True))  # another session's
     checked, before = 0, fingerprint(app)
     for rule in app.url_map.iter_rules():
-        if "POST" not in rule.methods or rule.endpoint.startswith("openrosa."):
+        if "POST" not in rule.methods or rule.endpoint.startswith(("openrosa.", "central.")):
             continue
         for token in (None, foreign):
             form = {"csrf_token": token} if token else {}

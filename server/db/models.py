@@ -259,6 +259,8 @@ class Entity(Base):
     conflict: Mapped[str | None] = mapped_column(String(10))  # soft | hard, until resolved
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Deleted through the API (Central's soft delete): kept, but in no list any more.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EntityVersion(Base):
@@ -278,6 +280,7 @@ class EntityVersion(Base):
     properties: Mapped[dict] = mapped_column(JSONType)  # the whole state after this change
     changed_properties: Mapped[dict] = mapped_column(JSONType)
     conflict: Mapped[str | None] = mapped_column(String(10))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # an API change's author
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

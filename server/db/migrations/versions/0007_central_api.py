@@ -59,6 +59,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('dataset_id', 'name')
     )
+    with op.batch_alter_table('entities') as batch:
+        batch.add_column(sa.Column('deleted_at', server.db.models.UTCDateTime(timezone=True),
+                                   nullable=True))
+    with op.batch_alter_table('entity_versions') as batch:
+        batch.add_column(sa.Column('actor_id', sa.Integer(), nullable=True))
+        batch.create_foreign_key('fk_entity_versions_actor', 'users', ['actor_id'], ['id'])
     with op.batch_alter_table('forms') as batch:
         batch.add_column(sa.Column('draft_version_id', sa.Integer(), nullable=True))
         batch.create_foreign_key('fk_forms_draft_version', 'form_versions',
@@ -69,6 +75,11 @@ def downgrade() -> None:
     with op.batch_alter_table('forms') as batch:
         batch.drop_constraint('fk_forms_draft_version', type_='foreignkey')
         batch.drop_column('draft_version_id')
+    with op.batch_alter_table('entity_versions') as batch:
+        batch.drop_constraint('fk_entity_versions_actor', type_='foreignkey')
+        batch.drop_column('actor_id')
+    with op.batch_alter_table('entities') as batch:
+        batch.drop_column('deleted_at')
     op.drop_table('dataset_properties')
     op.drop_table('datasets')
     op.drop_index('ix_form_assignments_user_id', table_name='form_assignments')

@@ -25,13 +25,32 @@ def authenticate_request() -> None:
             session, bearer.partition(" ")[2].strip())) is not None:
         pass  # an API session: pyodk reads a form's XML and attachments at these URLs
     else:  # no valid bearer: the password challenge, as for any client
-        user = auth.authenticate_password(session, request, cfg["SECRET_KEY"],
-                                          bool(cfg["DIGEST_AUTH"]))
+        user = _password_user(session, cfg)
     if not _project_exists(session, g.project_id):
         raise NotFound(f"project {g.project_id}")
     if not auth.may_use_project(user, g.project_id):
         raise Forbidden()
     g.user = user
+
+
+def _password_user(session, cfg):
+    """Digest or Basic, throttled like the web login: five wrong passwords for a username from
+    one address lock that pair out for 15 minutes, the right password included."""
+    claimed = auth.claimed_username(request)
+    key = ((claimed or "").strip().casefold()[:100], (request.remote_addr or "")[:64])
+    if claimed and accounts.login_throttled(session, *key):
+        raise auth.TooManyAttempts()
+    try:
+        return auth.authenticate_password(session, request, cfg["SECRET_KEY"],
+                                          bool(cfg["DIGEST_AUTH"]))
+    except auth.Challenge as challenge:
+        if claimed and not challenge.stale:
+            # The request's own session only reads: the failure is written apart, at once.
+            with database().session(write=True) as writer:
+                accounts.record_failed_login(writer, *key)
+                accounts.audit(writer, "openrosa.login_failed", target=key[0][:255], ip=key[1])
+                writer.commit()
+        raise
 
 
 def _project_exists(session, project_id: int) -> bool:

@@ -19,17 +19,43 @@ from werkzeug.datastructures import WWWAuthenticate
 
 from server.db.models import User
 from server.domain import accounts
-from server.errors import Forbidden, Unauthorized
+from server.errors import Forbidden, Unauthorized, problem
 
 NONCE_LIFETIME_S = 300
 
 
 class Challenge(Unauthorized):
-    """401 with the challenges this request may answer."""
+    """401 with the challenges this request may answer; `stale`: the right password with an
+    expired nonce (not a failed attempt)."""
 
-    def __init__(self, challenges: list[WWWAuthenticate]):
+    def __init__(self, challenges: list[WWWAuthenticate], *, stale: bool = False):
         super().__init__()
         self.challenges = challenges
+        self.stale = stale
+
+
+TooManyAttempts = problem(
+    429.1,
+    "Sai mật khẩu quá nhiều lần. Hãy thử lại sau 15 phút.",
+    "Too many failed logins for this account from this address. Try again in 15 minutes.",
+    "TooManyAttempts",
+)
+
+
+def claimed_username(request: Request) -> str | None:
+    """The username that this request's credentials claim (Basic or Digest), if any: what
+    failed attempts are counted against."""
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("latin-1")
+        except ValueError:
+            return None
+        return decoded.partition(":")[0] or None
+    auth = request.authorization if header else None
+    if auth is not None and auth.type == "digest":
+        return auth.parameters.get("username") or None
+    return None
 
 
 def _nonce(secret: str, now: int | None = None) -> str:
@@ -127,7 +153,7 @@ def _check_digest(session: Session, request: Request, auth, secret: str) -> User
     if not hmac.compare_digest(expected, response):
         return None
     if state == "stale":  # right password, old nonce: Collect retries without prompting
-        raise Challenge(challenges(request, secret, True, stale=True))
+        raise Challenge(challenges(request, secret, True, stale=True), stale=True)
     return user
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import time
 
+from sqlalchemy import select
+
+from server.db.models import AuditEntry
 from server.domain import accounts
 from server.openrosa import auth
 from tests.support.collect import Collect, FlaskTransport, decode_qr
@@ -155,3 +158,35 @@ def test_digest_can_be_turned_off(make_app):
     response = c.get(c.form_list_url)
     assert response.status == 401
     assert [h.split()[0] for h in challenges(response)] == ["Basic"]
+
+
+def test_wrong_passwords_lock_the_username_and_address_out(app, ward):
+    """Digest is a password check like the login page: five wrong passwords for a username from
+    one address refuse it for 15 minutes, the right password included; another address and
+    another account are not affected, and every failure is in the audit log."""
+    def collect(password, addr="10.9.0.1", username="sup1"):
+        return Collect("http://localhost/v1/projects/1",
+                       FlaskTransport(app, environ={"REMOTE_ADDR": addr}),
+                       username=username, password=password)
+
+    for _ in range(5):
+        wrong = collect("wrong password")
+        assert wrong.get(wrong.form_list_url).status == 401
+    right = collect(PASSWORD)
+    refused = right.get(right.form_list_url)
+    assert refused.status == 429 and "15" in refused.message
+    elsewhere = collect(PASSWORD, addr="10.9.0.2")
+    assert elsewhere.get(elsewhere.form_list_url).status == 200
+    with app.extensions["db"].session() as db:
+        actions = list(db.scalars(select(AuditEntry.action)))
+    assert actions.count("openrosa.login_failed") == 5
+
+
+def test_a_stale_nonce_is_not_a_failed_attempt(app, ward, supervisor_collect, monkeypatch):
+    assert supervisor_collect.form_list()
+    real_time = time.time
+    monkeypatch.setattr(auth.time, "time", lambda: real_time() + auth.NONCE_LIFETIME_S + 5)
+    for _ in range(6):
+        assert supervisor_collect.form_list()  # renewed each time without a prompt
+    with app.extensions["db"].session() as db:
+        assert not accounts.login_throttled(db, "sup1", "127.0.0.1")

@@ -266,12 +266,14 @@ class FlaskTransport:
     client's cookie jar is bypassed, because Collect's OkHttp client keeps no cookies.
     """
 
-    def __init__(self, client: Any, base_url: str = "http://localhost", cookies: bool = False):
+    def __init__(self, client: Any, base_url: str = "http://localhost", cookies: bool = False,
+                 environ: dict | None = None):
         if hasattr(client, "test_client") and not hasattr(client, "open"):
             client = client.test_client()
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.cookies = cookies
+        self.environ = environ or {}  # e.g. REMOTE_ADDR: the phone's address
 
     def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
         if not urlsplit(url).scheme:
@@ -292,6 +294,7 @@ class FlaskTransport:
                 data=body,
                 base_url=base,
                 follow_redirects=False,
+                **({"environ_base": self.environ} if self.environ else {}),
             )
         finally:
             if not self.cookies and saved is not None:

@@ -482,25 +482,18 @@ def export(kind, project_id, form_id, period, out, xlsx, no_bom, as_of, awards, 
 
 
 def _raw_filters(app, session, kind, project_id, review_state, tdp, submitter) -> dict:
-    from sqlalchemy import select
-
-    from server.db.models import User
     from server.exports import run
+    from server.exports.raw import filter_choices
 
     if (review_state or tdp or submitter) and kind != "submissions":
         raise run.ExportError("--review-state, --tdp and --submitter filter the submissions "
                               "export only")
     ward = app.extensions["ward"]
-    if tdp and ward is not None and tdp not in ward.tdp_codes:
-        raise run.ExportError(f"unknown tổ {tdp!r}")
-    submitter_id = None
-    if submitter:
-        submitter_id = session.scalar(select(User.id).where(
-            User.username == submitter, User.project_id == project_id))
-        if submitter_id is None:
-            raise run.ExportError(f"no user {submitter!r} in project {project_id}")
-    return {"review_states": (review_state,) if review_state else (), "tdp": tdp or None,
-            "submitter_id": submitter_id}
+    try:
+        return filter_choices(session, project_id, ward.tdp_codes if ward else None,
+                              review_state=review_state, tdp=tdp, submitter=submitter)
+    except ValueError as exc:
+        raise run.ExportError(str(exc)) from exc
 
 
 def _moment(text: str, timezone: str):

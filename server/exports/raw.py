@@ -81,6 +81,27 @@ class RawFilters:
     submitter_id: int | None = None
 
 
+def filter_choices(session: Session, project_id: int, tdp_codes, *, review_state: str | None,
+                   tdp: str | None, submitter: str | None) -> dict:
+    """RawFilters' arguments beside the period, from what a person typed or picked: a review
+    state, a tổ code and a username of the project. A value that names nothing is a
+    ValueError, the same for the command line and the web page."""
+    from server.db.models import User
+
+    if review_state and review_state not in REVIEW_STATES:
+        raise ValueError(f"unknown review state {review_state!r}")
+    if tdp and tdp_codes is not None and tdp not in tdp_codes:
+        raise ValueError(f"unknown tổ {tdp!r}")
+    submitter_id = None
+    if submitter:
+        submitter_id = session.scalar(select(User.id).where(
+            User.username == submitter, User.project_id == project_id))
+        if submitter_id is None:
+            raise ValueError(f"no user {submitter!r} in project {project_id}")
+    return {"review_states": (review_state,) if review_state else (), "tdp": tdp or None,
+            "submitter_id": submitter_id}
+
+
 @dataclass(frozen=True)
 class _Column:
     """A leaf field's cells in a table: one, four (geopoint) or 1 + split values."""

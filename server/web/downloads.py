@@ -23,7 +23,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from server.db.models import Entity, Form, User
+from server.db.models import Entity, Form
 from server.domain import masking
 from server.exports.run import ExportError, Period
 from server.exports.tables import Table, csv_chunks, write_xlsx
@@ -146,21 +146,16 @@ def _period() -> tuple | None:
 def _raw_filters(db) -> dict:
     """The raw export's filters beside the period: review state, tổ (a leader always gets its
     own) and submitter (a username of the project). A value that names nothing is a 400."""
-    state = request.args.get("state", "").strip()
-    if state and state not in REVIEW_STATES:
+    from server.exports.raw import filter_choices
+
+    try:
+        return filter_choices(
+            db, scope.project_id(), ward().tdp_codes if ward() is not None else None,
+            review_state=request.args.get("state", "").strip(),
+            tdp=scope.team() or request.args.get("tdp", "").strip() or None,
+            submitter=request.args.get("submitter", "").strip()[:100])
+    except ValueError:
         abort(400)
-    tdp = scope.team() or request.args.get("tdp", "").strip() or None
-    if tdp is not None and ward() is not None and tdp not in ward().tdp_codes:
-        abort(400)
-    submitter_id = None
-    username = request.args.get("submitter", "").strip()[:100]
-    if username:
-        submitter_id = db.scalar(select(User.id).where(User.username == username,
-                                                       User.project_id == scope.project_id()))
-        if submitter_id is None:
-            abort(400)
-    return {"review_states": (state,) if state else (), "tdp": tdp,
-            "submitter_id": submitter_id}
 
 
 def _raw(form_id: str):

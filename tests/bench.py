@@ -1,8 +1,9 @@
 """`make bench`: figures measured side by side in one run, printed as a table and written to
 .bench/latest.json. Absolute times on a shared machine mean little; the ratios do.
 
-    ingest   Collect-like clients (8 concurrent, keep-alive, HEAD then POST of a realistic
-             household survey with a photo) against the real server under gunicorn, and
+    ingest   Collect-like clients (8 concurrent, keep-alive, HEAD then POST of realistic
+             household surveys: distinct new households, each with its entity, three
+             members and a photo, so matching runs) against the real server under gunicorn, and
              against the ceiling: a bare WSGI app under the same gunicorn that only reads
              the body and answers 201.
     formList p50/p95 of the form list and of a manifest, with the ward's forms.
@@ -24,13 +25,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import requests
 
-from tests.support import instances
-from tests.support.collect import Part, multipart_body
+from tests.bench_scale import survey_bodies
 from tests.support.served import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +37,6 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SUBMISSIONS = int(os.environ.get("BENCH_SUBMISSIONS", "800"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 CENTRAL = {"ingest_per_s": 118.0, "ingest_p50_ms": 63.0, "formlist_p50_ms": 5.8}
-PHOTO = os.urandom(60_000)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -96,23 +94,9 @@ class Served:
         self.proc.wait(timeout=30)
 
 
-def ingest(url: str, xform: bytes, pid: int) -> dict:
-    bodies = []
-    for _ in range(SUBMISSIONS):
-        xml = instances.build(xform, {
-            "g_intro/tdp": "tdp01", "g_intro/hh_mode": "new", "g_intro/contact_result": "met",
-            "g_intro/consent": "yes", "g_head/head_name": "Nguyễn Văn Hùng",
-            "g_head/head_birth_year": "1971", "g_end/house_photo": "house.jpg",
-            "g_end/location": "21.8 105.2 30 5"},
-            repeats={"g_members/members": [
-                {"m_name_eff": "Nguyễn Văn Hùng", "m_birth_year_eff": "1971", "m_basic": "yes"},
-                {"m_name": "Lê Thị Mai", "m_birth_year": "1975", "m_basic": "no"},
-                {"m_name": "Nguyễn Văn An", "m_birth_year": "2001", "m_basic": "yes"}]},
-            instance_id=f"uuid:{uuid.uuid4()}")
-        bodies.append(multipart_body([
-            Part("xml_submission_file", xml, filename="Household survey.xml",
-                 content_type="text/xml"),
-            Part("house.jpg", PHOTO, filename="house.jpg", content_type="image/jpeg")]))
+def ingest(url: str, bodies: list[tuple[str, bytes]], pid: int) -> dict:
+    """POST the multipart bodies (content type, bytes) from CLIENTS keep-alive clients, each
+    a HEAD then a POST as Collect sends them; rate, latency and the server's CPU per 201."""
     latencies: list[float] = []
     statuses: list[int] = []
     lock = threading.Lock()
@@ -178,7 +162,7 @@ def run_database(label: str, db_url: str | None, tmp: Path) -> dict:
         manifest_url = form_list.split("<manifestUrl>")[1].split("</manifestUrl>")[0]
         xform = requests.get(survey_url).content
         figures = {"formlist": latency(f"{base}/formList"), "manifest": latency(manifest_url),
-                   "ingest": ingest(base, xform, server.proc.pid)}
+                   "ingest": ingest(base, survey_bodies(xform, SUBMISSIONS), server.proc.pid)}
         figures["rss_mb"] = rss_mb(server.proc.pid)  # after the load, both workers warm
     finally:
         server.stop()
@@ -212,7 +196,8 @@ def main() -> None:
         try:
             # the ceiling needs no form: any multipart body is read and answered 201
             results["ceiling"] = ingest(f"http://127.0.0.1:{port}/x",
-                                        _any_xform(), ceiling.proc.pid)
+                                        survey_bodies(_any_xform(), SUBMISSIONS),
+                                        ceiling.proc.pid)
         finally:
             ceiling.stop()
         results["sqlite"] = run_database("sqlite", None, Path(tmp))

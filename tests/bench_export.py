@@ -12,7 +12,13 @@
     reports        E1–E9 (`export indicators/households/activity/dedupe --period 2026`) on
                    the synthetic ward of domain §8, loaded through the real ingest.
 
-BENCH_EXPORT_ROWS (default "20000,1000000"), BENCH_EXPORT_WARD (households, default 8000;
+    scale curve    At each size the real server under gunicorn also takes the realistic ingest
+                   load (tests/bench_scale.py: new households with their entities, so
+                   matching runs against the store): ingest rate and CPU per submission at
+                   10k, 100k and 1M stored submissions.
+
+BENCH_EXPORT_ROWS (default "10000,20000,100000,1000000"), BENCH_SCALE_INGEST=0 (no ingest at
+each size), BENCH_SCALE_SUBMISSIONS (default 400), BENCH_EXPORT_WARD (households, default 8000;
 0 skips the reports) and BENCH_EXPORT_ON (default "sqlite,postgresql") shorten it. Run alone:
 `python -m tests.bench_export` (PostgreSQL too with BENCH_DATABASE_URL, in a database created
 beside that one and dropped after).
@@ -37,7 +43,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SIZES = [int(n) for n in os.environ.get("BENCH_EXPORT_ROWS", "20000,1000000").split(",") if n]
+SIZES = [int(n) for n in os.environ.get("BENCH_EXPORT_ROWS", "10000,20000,100000,1000000")
+         .split(",") if n]
+# At each size, the realistic ingest load too (tests/bench_scale.py): the scale curve.
+SCALE_INGEST = os.environ.get("BENCH_SCALE_INGEST", "1") == "1"
 WARD_HOUSEHOLDS = int(os.environ.get("BENCH_EXPORT_WARD", "8000"))
 DATABASES = os.environ.get("BENCH_EXPORT_ON", "sqlite,postgresql").split(",")
 TEMPLATE_HOUSEHOLDS = 150  # the small ward whose real submissions are copied
@@ -128,6 +137,15 @@ class Filler:
                 "SELECT coalesce(max(id), 0) + 1 FROM submission_versions").scalar()
         self.start = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 
+    def resume_after(self, ingested: int) -> None:
+        """Submissions were ingested by the server meanwhile: count them, skip their ids."""
+        self.count += ingested
+        with self.engine.connect() as conn:
+            self.next_sub = conn.exec_driver_sql(
+                "SELECT coalesce(max(id), 0) + 1 FROM submissions").scalar()
+            self.next_ver = conn.exec_driver_sql(
+                "SELECT coalesce(max(id), 0) + 1 FROM submission_versions").scalar()
+
     def fill_to(self, total: int, batch: int = 5000) -> None:
         while self.count < total:
             n = min(batch, total - self.count)
@@ -215,6 +233,11 @@ def _copy_insert(conn, subs: list, vers: list, atts: list) -> None:
                 for r in rows:
                     copy.write_row([json.dumps(r[c]) if isinstance(r[c], (dict, list))
                                     else r[c] for c in cols])
+        # The ids were given explicitly: move the sequences past them, so the server's own
+        # inserts (the scale curve's ingest) get fresh ones.
+        for table in ("submissions", "submission_versions"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                        f"(SELECT max(id) FROM {table}))")
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -374,6 +397,14 @@ def raw_export(label: str, tmp: Path, db_url: str | None) -> dict:
         print(f"  {label} {size:>9,} rows: {exported['rows_per_s']:,.0f} rows/s, "
               f"peak {exported['peak_rss_mb']:.0f} MB; baseline {base['rows_per_s']:,.0f} "
               f"rows/s", flush=True)
+        if SCALE_INGEST:
+            from tests.bench_scale import ingest_at
+
+            ingested = ingest_at(data, db_url)
+            figures["sizes"][str(size)]["ingest"] = ingested
+            filler.resume_after(ingested["ok"])
+            print(f"  {label} {size:>9,} stored: ingest {ingested['per_s']:.0f}/s, "
+                  f"{ingested['cpu_ms_per_submission']:.1f} ms CPU each", flush=True)
     app.extensions["db"].dispose()
     shutil.rmtree(data, ignore_errors=True)
     return figures
@@ -452,7 +483,7 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
     for db in ("sqlite", "postgresql"):
         if db not in r:
             continue
-        first = None
+        first = first_ing = None
         for size, f in r[db]["sizes"].items():
             e, b = f["export"], f["baseline"]
             per_row = 1e6 / e["rows_per_s"]
@@ -466,6 +497,13 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
                 out.append((f"{db}: CPU per row, {int(size):,} rows",
                             f"{e['cpu_us_per_row']:.1f} µs",
                             f"dump {1e6 * b['cpu_s'] / int(size):.1f} µs"))
+            if "ingest" in f:
+                ing = f["ingest"]
+                first_ing = first_ing or ing["cpu_ms_per_submission"]
+                out.append((f"{db}: ingest with {int(size):,} stored", f"{ing['per_s']:.0f}/s",
+                            f"{ing['cpu_ms_per_submission']:.1f} ms CPU per submission = "
+                            f"{ing['cpu_ms_per_submission'] / first_ing:.2f}× the first size; "
+                            f"p95 {ing['p95_ms']:.0f} ms"))
             out.append((f"{db}: export peak RSS, {int(size):,} rows",
                         f"{e['peak_rss_mb']:.0f} MB",
                         f"target < 150 MB; dump {b['peak_rss_mb']:.0f} MB; {e['columns']} "

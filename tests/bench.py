@@ -36,6 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SUBMISSIONS = int(os.environ.get("BENCH_SUBMISSIONS", "800"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# The ward's size for the form list, manifest and entity-list figures (households.csv rows).
+LIST_HOUSEHOLDS = int(os.environ.get("BENCH_LIST_HOUSEHOLDS", "8000"))
+LIST_CHANGES = 20
 CENTRAL = {"ingest_per_s": 118.0, "ingest_p50_ms": 63.0, "formlist_p50_ms": 5.8}
 
 
@@ -151,22 +154,66 @@ def run_database(label: str, db_url: str | None, tmp: Path) -> dict:
                               capture_output=True, text=True, cwd=REPO).stdout
 
     cli("init")
-    cli("user", "add", "bench", "--role", "volunteer", "--team", "tdp01")
+    # A ward-level volunteer: its phone gets the whole households.csv (every tổ).
+    cli("user", "add", "bench", "--role", "volunteer", "--team", "ward")
     port = free_port()
     server = Served("server.wsgi:app", env, port)
     try:
         base = cli("user", "collect-url", "bench", "--base-url", f"http://127.0.0.1:{port}")
         base = base.strip()
-        form_list = requests.get(f"{base}/formList").text
-        survey_url = form_list.split("<downloadUrl>")[1].split("</downloadUrl>")[0]
-        manifest_url = form_list.split("<manifestUrl>")[1].split("</manifestUrl>")[0]
-        xform = requests.get(survey_url).content
-        figures = {"formlist": latency(f"{base}/formList"), "manifest": latency(manifest_url),
-                   "ingest": ingest(base, survey_bodies(xform, SUBMISSIONS), server.proc.pid)}
+        entries = _form_entries(requests.get(f"{base}/formList").text)
+        xform = requests.get(entries["household_survey"]["downloadUrl"]).content
+        bodies = survey_bodies(xform, max(SUBMISSIONS, LIST_HOUSEHOLDS) + LIST_CHANGES)
+        figures = {"ingest": ingest(base, bodies[:SUBMISSIONS], server.proc.pid)}
         figures["rss_mb"] = rss_mb(server.proc.pid)  # after the load, both workers warm
+        # The rest of the households, untimed, so the lists are the ward's size.
+        ingest(base, bodies[SUBMISSIONS:LIST_HOUSEHOLDS], server.proc.pid)
+        manifest_url = entries["support_visit"]["manifestUrl"]
+        figures["formlist"] = latency(f"{base}/formList")
+        figures["manifest"] = latency(manifest_url)
+        figures["entity_list"] = entity_list_regeneration(
+            base, manifest_url, bodies[max(SUBMISSIONS, LIST_HOUSEHOLDS):])
     finally:
         server.stop()
     return figures
+
+
+def _form_entries(form_list: str) -> dict[str, dict[str, str]]:
+    """formID → its downloadUrl and manifestUrl, from an OpenRosa form list."""
+    entries = {}
+    for chunk in form_list.split("<xform>")[1:]:
+        def tag(name, chunk=chunk):
+            return chunk.split(f"<{name}>")[1].split(f"</{name}>")[0]
+        entries[tag("formID")] = {"downloadUrl": tag("downloadUrl"),
+                                  "manifestUrl": tag("manifestUrl")}
+    return entries
+
+
+def entity_list_regeneration(base: str, manifest_url: str, changes: list) -> dict:
+    """What a phone's form update costs after a change: one new household is submitted, then
+    the manifest (its households.csv hash) and households.csv are fetched, the list rebuilt
+    for the change; then both again, served from the cache. Repeated once per change."""
+    s = requests.Session()
+    headers = {"X-OpenRosa-Version": "1.0"}
+
+    def csv_url():
+        manifest = s.get(manifest_url, headers=headers).text
+        chunk = next(c for c in manifest.split("<mediaFile")[1:]
+                     if "<filename>households.csv</filename>" in c)
+        return chunk.split("<downloadUrl>")[1].split("</downloadUrl>")[0]
+
+    rebuilt, cached, rows = [], [], 0
+    for content_type, body in changes:
+        r = s.post(f"{base}/submission", data=body,
+                   headers={**headers, "Content-Type": content_type})
+        assert r.status_code == 201, r.status_code
+        for times in (rebuilt, cached):
+            t0 = time.perf_counter()
+            data = s.get(csv_url(), headers=headers).content
+            times.append((time.perf_counter() - t0) * 1000)
+        rows = data.count(b"\n") - 1
+    return {"rows": rows, "rebuilt_p50_ms": statistics.median(rebuilt),
+            "cached_p50_ms": statistics.median(cached), "changes": len(changes)}
 
 
 @contextlib.contextmanager
@@ -259,7 +306,12 @@ def report(r: dict) -> None:
              f"{CENTRAL['formlist_p50_ms'] / r[db]['formlist']['p50_ms']:.1f}× faster than "
              "Central"),
             (f"{db}: manifest p50 / p95",
-             f"{r[db]['manifest']['p50_ms']:.2f} / {r[db]['manifest']['p95_ms']:.2f} ms", ""),
+             f"{r[db]['manifest']['p50_ms']:.2f} / {r[db]['manifest']['p95_ms']:.2f} ms",
+             f"households.csv of {r[db]['entity_list']['rows']:,} rows"),
+            (f"{db}: households.csv after a change",
+             f"{r[db]['entity_list']['rebuilt_p50_ms']:.1f} ms",
+             f"manifest + list, rebuilt; {r[db]['entity_list']['cached_p50_ms']:.1f} ms from "
+             "the cache (p50)"),
             (f"{db}: server resident memory", f"{r[db].get('rss_mb', 0):.0f} MB",
              f"gunicorn master and {WORKERS} workers (target < 300 MB)"),
         ]

@@ -10,6 +10,8 @@
     dedupe   household matching on the synthetic ward (tests/bench_dedupe.py).
     scale-out  (BENCH_SCALE_OUT=1) two instances behind nginx on PostgreSQL, 10,000
              submissions with 3 SIGKILLs (tests/reliability/test_scale_out.py).
+    fuzz     the hypothesis properties of tests/reliability/test_fuzz.py with thousands of
+             inputs each (BENCH_FUZZ_EXAMPLES, default 4,000 per property): never a 500.
     export   raw root CSV at 20k and 1M rows beside the database's own CSV dump, and the
              E1–E9 reports on the synthetic ward (tests/bench_export.py).
 """
@@ -252,6 +254,8 @@ def main() -> None:
         if pg:
             with fresh_database(pg) as url:
                 results["postgresql"] = run_database("postgresql", url, Path(tmp))
+    if int(os.environ.get("BENCH_FUZZ_EXAMPLES", "4000")):
+        results["fuzz"] = fuzz(int(os.environ.get("BENCH_FUZZ_EXAMPLES", "4000")))
     if os.environ.get("BENCH_DEDUPE", "1") == "1":
         from tests import bench_dedupe
 
@@ -276,6 +280,27 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {out / 'latest.json'}")
+
+
+def fuzz(examples: int) -> dict:
+    """The fuzzing properties at bench size; how many inputs each was given, and whether any
+    answer was a 500 or changed what was stored (the test fails then)."""
+    from collections import Counter
+
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as counts:
+        env = {**os.environ, "FUZZ_EXAMPLES": str(examples), "FUZZ_REPORT": counts.name}
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pytest", "tests/reliability/test_fuzz.py",
+                               "-q", "-p", "no:cacheprovider"], env=env, cwd=REPO,
+                              capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        per_property: Counter = Counter()
+        for line in counts.read().splitlines():
+            name, n = line.split()
+            per_property[name] += int(n)
+    return {"ok": done.returncode == 0, "inputs": sum(per_property.values()),
+            "per_property": dict(per_property), "seconds": seconds,
+            "failure": "" if done.returncode == 0 else done.stdout[-2000:]}
 
 
 def _any_xform() -> bytes:
@@ -315,6 +340,12 @@ def report(r: dict) -> None:
             (f"{db}: server resident memory", f"{r[db].get('rss_mb', 0):.0f} MB",
              f"gunicorn master and {WORKERS} workers (target < 300 MB)"),
         ]
+    f = r.get("fuzz")
+    if f:
+        rows.append(("fuzz: inputs, never a 500", f"{f['inputs']:,}",
+                     ("all passed" if f["ok"] else "FAILED") + "; " + ", ".join(
+                         f"{k} {v:,}" for k, v in f["per_property"].items())
+                     + " (target ≥ 10,000)"))
     d = r.get("dedupe")
     if d:
         rows += [

@@ -6,8 +6,8 @@ boundary, thousands of parts, traversal and absolute file names — the answer i
 and what was already stored (the XML bytes, versions and attachment bytes of earlier
 submissions) does not change; no file appears in the data dir outside the blob store.
 
-FUZZ_EXAMPLES=N sets the examples per property (default 150; `make bench`-sized runs use
-thousands).
+FUZZ_EXAMPLES=N sets the examples per property (default 150; `make bench` runs thousands
+and reads how many inputs each property was given from the file named by FUZZ_REPORT).
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=
                                        HealthCheck.filter_too_much,
                                        HealthCheck.large_base_example])
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
+
+
+def report_count(name: str, inputs: int) -> None:
+    """How many inputs a property was given, for `make bench` (FUZZ_REPORT names the file)."""
+    path = os.environ.get("FUZZ_REPORT")
+    if path:
+        with open(path, "a") as out:
+            out.write(f"{name} {inputs}\n")
 AUDIT = b"event,node,start,end\nform start,,1,\n"
 FORM_IDS = (PHOTOS, "household_survey", "support_visit")
 
@@ -283,6 +291,7 @@ def documents(stage: Stage | None = None) -> st.SearchStrategy[bytes]:
 @example(data=b'<data id="x">' + b"<a>" * 300 + b"</a>" * 300 + b"</data>")
 @example(data=b"<data id='x'>" + b" " * 21_000_000 + b"</data>")  # over parse_xml's 20 MB
 def test_read_envelope_answers_or_refuses_cleanly(data):
+    report_count("read_envelope", 1)
     try:
         envelope = read_envelope(data)
     except InvalidSubmission as exc:
@@ -313,6 +322,7 @@ def test_fuzzed_submission_xml_is_never_a_500_and_changes_nothing(stage):
         statuses.append(response.status_code)
 
     fuzz()
+    report_count("submission_xml", len(statuses))
     for i, xml in enumerate(HOSTILE_XML):  # each one at least once, whatever was drawn
         response = stage.post(*multipart_body([Part("xml_submission_file", xml, "x.xml")]))
         assert_answer(response)
@@ -411,6 +421,7 @@ def test_fuzzed_multipart_uploads_are_never_a_500_and_change_nothing(stage):
         statuses.append(response.status_code)
 
     fuzz()
+    report_count("multipart", len(statuses))
     stage.assert_intact()
     assert any(s == 201 for s in statuses) and any(400 <= s < 500 for s in statuses)
 

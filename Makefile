@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test test-pg bench lint venv engines
+.PHONY: run test test-pg bench lint venv engines webforms-assets
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ engines: $(ENGINES)/node_modules/.package-lock.json
 $(ENGINES)/node_modules/.package-lock.json: $(ENGINES)/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix $(ENGINES) --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: tests/engines will fail (install Node.js 20, or SKIP_ENGINE_TESTS=1)"; fi
+
+# ODK Web Forms for the fill page (/forms/<id>/fill), vendored in server/web/static/webforms/
+# so that `make run` needs no npm. Versions are pinned in its package-lock.json; after changing
+# them, run this and commit the new files.
+webforms-assets:
+	sh server/web/webforms_assets.sh
 
 test: venv engines
 	$(PY) -m pytest

@@ -39,6 +39,8 @@ def error_body(exc: Exception):
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        if request.is_secure:  # Excel and Power BI log in to an OData feed with Basic
+            response.headers.add("WWW-Authenticate", 'Basic realm="api"')
     return response
 
 
@@ -50,11 +52,11 @@ def api_error(exc):
 
 @bp.before_request
 def authenticate():
-    from server.central.common import authenticate_bearer
+    from server.central.common import authenticate_caller
 
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    g.api_user = authenticate_bearer()
+    g.api_user = authenticate_caller()
     if g.api_user is None:
         raise Unauthorized()
     return None
@@ -75,4 +77,11 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-from server.central import sessions  # noqa: E402,F401  (registers the routes)
+from server.central import (  # noqa: E402,F401  (registers the routes)
+    app_users,
+    datasets,
+    forms,
+    odata,
+    sessions,
+    submissions,
+)

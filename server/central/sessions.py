@@ -8,6 +8,7 @@ from sqlalchemy import select
 from server.central import bp
 from server.central.common import (
     MissingParameter,
+    TooManyLogins,
     caller,
     iso,
     json_body,
@@ -16,11 +17,8 @@ from server.central.common import (
 )
 from server.db.models import Project, User
 from server.domain import accounts, api_sessions
-from server.errors import Forbidden, NotFound, Unauthorized, problem
+from server.errors import Forbidden, NotFound, Unauthorized
 from server.web_context import db_session
-
-TooManyLogins = problem(429.1, "Đăng nhập sai quá nhiều lần. Hãy thử lại sau 15 phút.",
-                        "Too many failed logins. Try again in 15 minutes.", "TooManyLogins")
 
 
 def user_json(user: User) -> dict:

@@ -140,6 +140,14 @@ def collect_token(session: Session, user: User, secret_key: str) -> str:
     return token
 
 
+def live_collect_token(user: User, secret_key: str) -> str | None:
+    """The token the user's phone holds now (rebuilt from the salt), issuing none; None for
+    a user without one or revoked."""
+    if not user.active or user.token_salt is None or user.token_hash is None:
+        return None
+    return _token_from_salt(secret_key, user.token_salt)
+
+
 # Every Collect request runs this lookup: one statement built once (SQLAlchemy reuses its
 # compiled form). Tokens are random 256-bit secrets: a plain SHA-256 finds them, no KDF needed.
 _BY_TOKEN = select(User).where(User.token_hash == bindparam("token_hash"))

@@ -127,6 +127,9 @@ def apply_submission(session: Session, *, project_id: int, schema: FormSchema,
     label = (action.label or "").strip()
     if action.update:
         entity, alias = resolve(session, entity_id) if entity_id else (None, None)
+        if entity is not None and entity.deleted_at is not None:
+            # Deleted through the API: kept for the record, never changed again.
+            raise EntityRejected("deleted_entity", f"entity {entity.id} was deleted", entity_id)
         if entity is not None and entity.project_id == project_id and not entity.erased:
             return _update(session, entity, alias, action, props, label, version, now)
         if not action.create:
@@ -226,10 +229,12 @@ def new_entity_id() -> str:
 
 
 def live_entities(session: Session, project_id: int, dataset: str, tdp: str | None):
-    """Entities a user's list carries: not merged away, not erased, of its tổ (None = all)."""
+    """Entities a user's list carries: not merged away, erased or deleted, of its tổ (None =
+    all)."""
     q = (select(Entity)
          .where(Entity.project_id == project_id, Entity.dataset == dataset,
-                Entity.canonical_id.is_(None), Entity.erased.is_(False))
+                Entity.canonical_id.is_(None), Entity.erased.is_(False),
+                Entity.deleted_at.is_(None))
          .order_by(Entity.created_at, Entity.id))
     if tdp is not None:
         q = q.where(Entity.tdp == tdp)
@@ -244,5 +249,5 @@ def integrity(session: Session, project_id: int, dataset: str, ids: list[str]):
     found = {e.id: e for e in session.scalars(
         select(Entity).where(Entity.project_id == project_id, Entity.dataset == dataset,
                              Entity.id.in_(wanted)))}
-    return [(i, bool(found[i].canonical_id or found[i].erased)) for i in dict.fromkeys(wanted)
-            if i in found]
+    return [(i, bool(found[i].canonical_id or found[i].erased or found[i].deleted_at))
+            for i in dict.fromkeys(wanted) if i in found]

@@ -88,7 +88,8 @@ def member_rows(session: Session, project_id: int, scope: str | None):
     q = (select(HouseholdMember, Entity.id)
          .join(Entity, Entity.id == HouseholdMember.household_id)
          .where(HouseholdMember.project_id == project_id, HouseholdMember.present.is_(True),
-                Entity.canonical_id.is_(None), Entity.erased.is_(False))
+                Entity.canonical_id.is_(None), Entity.erased.is_(False),
+                Entity.deleted_at.is_(None))
          .order_by(Entity.created_at, Entity.id, HouseholdMember.name, HouseholdMember.id))
     if scope is not None:
         q = q.where(Entity.tdp == scope)

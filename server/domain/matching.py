@@ -82,9 +82,13 @@ _INSERT_MEMBERS = insert(_MEMBERS)
 _DELETE_KEYS_OF = delete(_KEYS).where(_KEYS.c.snapshot_id == bindparam("snapshot_id"))
 _BLOCKS = select(_KEYS.c.key, _KEYS.c.snapshot_id).where(
     _KEYS.c.project_id == bindparam("p"), _KEYS.c.key.in_(bindparam("keys", expanding=True)))
+# A household deleted through the API is no match for anything: nothing may be merged into it.
+_NOT_DELETED = HouseholdSnapshot.entity_id.not_in(
+    select(Entity.id).where(Entity.deleted_at.is_not(None)))
 _CANDIDATES = select(HouseholdSnapshot).where(
     HouseholdSnapshot.id.in_(bindparam("ids", expanding=True)),
-    HouseholdSnapshot.current.is_(True), HouseholdSnapshot.entity_id != bindparam("entity_id"))
+    HouseholdSnapshot.current.is_(True), HouseholdSnapshot.entity_id != bindparam("entity_id"),
+    _NOT_DELETED)
 _OWN = select(HouseholdSnapshot).where(HouseholdSnapshot.entity_id == bindparam("entity_id"),
                                        HouseholdSnapshot.current.is_(True))
 _DELETE_MEMBERS_OF = delete(_MEMBERS).where(_MEMBERS.c.project_id == bindparam("p"),
@@ -437,7 +441,8 @@ def rerun(session: Session, project_id: int, config: dedupe.DedupeConfig) -> Sum
     _lock(session, project_id)
     now = utcnow()
     rows = list(session.scalars(select(HouseholdSnapshot).where(
-        HouseholdSnapshot.project_id == project_id, HouseholdSnapshot.current.is_(True))))
+        HouseholdSnapshot.project_id == project_id, HouseholdSnapshot.current.is_(True),
+        _NOT_DELETED)))
     summary = Summary(snapshots=len(rows))
     session.execute(delete(HouseholdBlockKey).where(HouseholdBlockKey.project_id == project_id))
     keys = {str(r.id): dedupe.snapshot_keys(to_snapshot(r), config) for r in rows}

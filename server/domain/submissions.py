@@ -378,6 +378,23 @@ def _upsert_attachments(session, store, version: SubmissionVersion, by_name, wri
     session.flush()
 
 
+def attach_to_current(session: Session, store: BlobStore, submission_id: int,
+                      upload: UploadedFile, written: StoredBlob | None = None,
+                      now: datetime | None = None) -> bool:
+    """One file sent on its own (the API's attachment upload) for the submission's current
+    version; False when that version's XML references no file of this name."""
+    att = session.scalar(
+        select(Attachment).join(SubmissionVersion,
+                                SubmissionVersion.id == Attachment.submission_version_id)
+        .where(SubmissionVersion.submission_id == submission_id,
+               SubmissionVersion.current.is_(True), Attachment.name == upload.name))
+    if att is None:
+        return False
+    _upsert_attachments(session, store, att.version, {upload.name: upload},
+                        {upload.name: written} if written else {}, now or utcnow())
+    return True
+
+
 def _result(version: SubmissionVersion, *, created: bool) -> IngestResult:
     missing = tuple(a.name for a in version.attachments if a.blob_sha256 is None)
     return IngestResult(version.submission_id, version.id, created, missing)

@@ -469,17 +469,18 @@ def load_facts(
 def _alias_map(session: Session, project_id: int, as_of: dt.datetime | None
                ) -> tuple[_Canon, set[str], set[str]]:
     """Alias → canonical as it stood at the cut-off, the aliases a person merged, and the
-    erased households. Without a cut-off the entities say it; with one, the merge log does
-    (merges decided by then and not undone by then), so later decisions are ignored."""
+    erased (or deleted) households. Without a cut-off the entities say it; with one, the merge
+    log does (merges decided by then and not undone by then), so later decisions are ignored."""
     parent: dict[str, str] = {}
     erased: set[str] = set()
-    for eid, canonical, is_erased in session.execute(
-        select(Entity.id, Entity.canonical_id, Entity.erased).where(
+    for eid, canonical, is_erased, deleted_at in session.execute(
+        select(Entity.id, Entity.canonical_id, Entity.erased, Entity.deleted_at).where(
             Entity.project_id == project_id, Entity.dataset == DATASET)
     ):
         if canonical and as_of is None:
             parent[eid] = canonical
-        if is_erased:
+        # A household deleted through the API stops counting from its deletion on.
+        if is_erased or (deleted_at is not None and (as_of is None or deleted_at <= as_of)):
             erased.add(eid)
     reviewed: set[str] = set()
     query = (select(MergeLogEntry.alias_id, MergeLogEntry.canonical_id,

@@ -175,8 +175,8 @@ def raw_tables(
     ``split_select_multiples`` the values seen in the filtered rows are read first (one cheap
     query over the stored fields), because they decide the columns.
     """
-    schema = _current_schema(session, form)
-    where = _conditions(session, form, filters, timezone)
+    schema = current_schema(session, form)
+    where = conditions(session, form, filters, timezone)
     leaves = [f for f in schema.fields if f.kind == "field"]
     seen = _seen_values(session, form, leaves, where) if split_select_multiples else None
 
@@ -210,7 +210,8 @@ def raw_tables(
 def raw_count(session: Session, form: Form, *, filters: RawFilters = RawFilters(),  # noqa: B008
               timezone: str = "Asia/Ho_Chi_Minh") -> int:
     """Number of root rows the same filters give (for a progress bar)."""
-    stmt = _base(select(func.count()), form.id, _conditions(session, form, filters, timezone))
+    where = conditions(session, form, filters, timezone)
+    stmt = current_versions(select(func.count()), form.id, where)
     return session.scalar(stmt) or 0
 
 
@@ -246,7 +247,7 @@ def write_zip(
                         fh.write(chunk.encode("utf-8"))
                         if progress:
                             progress(chunk.count("\r\n"))
-            where = _conditions(session, form, filters, timezone)
+            where = conditions(session, form, filters, timezone)
             for name, sha256 in _media(session, form.id, where):
                 if isinstance(store, FileBlobStore):
                     zf.write(store.path(sha256), f"media/{name}")
@@ -262,14 +263,14 @@ def write_zip(
 # --- queries --------------------------------------------------------------------------------
 
 
-def _current_schema(session: Session, form: Form) -> FormSchema:
+def current_schema(session: Session, form: Form) -> FormSchema:
     version = session.get(FormVersion, form.current_version_id)
     if version is None:
         raise ValueError(f"form {form.xml_form_id!r} has no published version")
     return schema_of(version.xml)
 
 
-def _conditions(session: Session, form: Form, filters: RawFilters, timezone: str) -> list:
+def conditions(session: Session, form: Form, filters: RawFilters, timezone: str) -> list:
     """WHERE clauses on Submission and its current SubmissionVersion for the filters."""
     where = []
     if filters.period is not None:
@@ -297,7 +298,7 @@ def _conditions(session: Session, form: Form, filters: RawFilters, timezone: str
     return where
 
 
-def _base(stmt: Select, form_id: int, where: list) -> Select:
+def current_versions(stmt: Select, form_id: int, where: list) -> Select:
     """Current versions of the form's filtered submissions.
 
     Driven from the (form_id, current) index with the submission joined by primary key: with
@@ -318,10 +319,12 @@ def _stream(session: Session, stmt: Select) -> Iterator[Any]:
         result.close()
 
 
-def _in_submission_order(session: Session, form_id: int, where: list,
-                         stmt: Select) -> Iterator[Any]:
+def in_submission_order(session: Session, form_id: int, where: list, stmt: Select, *,
+                        newest_first: bool = False, skip: int = 0,
+                        top: int | None = None) -> Iterator[Any]:
     """The rows of ``stmt`` (first column ``SV.id``, no WHERE) for the filtered current
-    versions, in submission order, read ``_BATCH`` at a time.
+    versions, in submission order (or newest first, as Central's OData feed), read ``_BATCH``
+    at a time; ``skip`` and ``top`` page through that order.
 
     Ordering the wide rows themselves would make the database sort every stored document
     (SQLite spills them to temporary files, and nothing streams until the sort is done), so
@@ -333,8 +336,11 @@ def _in_submission_order(session: Session, form_id: int, where: list,
         by_ids = stmt.where(SV.id == any_(bindparam("ids", type_=ARRAY(Integer))))
     else:
         by_ids = stmt.where(SV.id.in_(bindparam("ids", expanding=True)))
+    order = ((Submission.created_at.desc(), Submission.id.desc()) if newest_first
+             else (SV.submission_id,))
     ids = array("q", conn.execute(
-        _base(select(SV.id), form_id, where).order_by(SV.submission_id)
+        current_versions(select(SV.id), form_id, where).order_by(*order)
+        .offset(skip or None).limit(top)
         .execution_options(yield_per=10 * _BATCH)).scalars())
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start:start + _BATCH]
@@ -349,7 +355,7 @@ def _in_submission_order(session: Session, form_id: int, where: list,
                 yield row
 
 
-def _loads(text: str | None) -> Any:
+def load_json(text: str | None) -> Any:
     """A stored JSON document; orjson is several times faster than json on these."""
     if text is None:
         return None
@@ -366,8 +372,8 @@ def _seen_values(session: Session, form: Form, leaves: list[Field],
     root = [f for f in leaves if f.select_multiple and f.repeat is None]
     readable = [*where, SV.encrypted == false()]
     if root:
-        stmt = _base(select(*(SV.fields[("root", f.rel_path)].as_string() for f in root))
-                     .distinct(), form.id, readable)
+        values = select(*(SV.fields[("root", f.rel_path)].as_string() for f in root))
+        stmt = current_versions(values.distinct(), form.id, readable)
         for row in _stream(session, stmt):
             for f, value in zip(root, row, strict=True):
                 seen[f.path].update((value or "").split())
@@ -377,7 +383,8 @@ def _seen_values(session: Session, form: Form, leaves: list[Field],
             by_repeat.setdefault(f.repeat, []).append(f)
     if by_repeat:
         rels = [r.split("/", 2)[2] for r in by_repeat]
-        stmt = _base(select(*(SV.fields[("repeats", rel)] for rel in rels)), form.id, readable)
+        stmt = current_versions(select(*(SV.fields[("repeats", rel)] for rel in rels)),
+                                form.id, readable)
         for row in _stream(session, stmt):
             for fields, items in zip(by_repeat.values(), row, strict=True):
                 for item in items or ():
@@ -387,31 +394,43 @@ def _seen_values(session: Session, form: Form, leaves: list[Field],
     return {path: tuple(sorted(values)) for path, values in seen.items()}
 
 
-def _root_rows(session: Session, form_id: int, where: list,
-               columns: list[_Column]) -> Iterator[list[Any]]:
+def edit_counts(session: Session, form_id: int) -> dict[int, int]:
+    """Edits per submission id, for the submissions that have any."""
     # Only edited submissions have non-current versions, so this dict stays small.
-    edits = dict(session.execute(
+    return dict(session.execute(
         select(SV.submission_id, func.count()).where(SV.form_id == form_id, SV.current == false())
         .group_by(SV.submission_id)).all())
+
+
+def root_statement(*extra) -> Select:
+    """What a root row needs, for ``in_submission_order``: SV.id, receipt time, key,
+    submitter id and name, files present and expected, encrypted, review state, device id,
+    submission id, form version, the root values as JSON text, then ``extra`` columns."""
     files = select(func.count()).where(Attachment.submission_version_id == SV.id)
-    stmt = (select(SV.id, Submission.created_at, Submission.instance_id, Submission.submitter_id,
+    return (select(SV.id, Submission.created_at, Submission.instance_id, Submission.submitter_id,
                    User.display_name,
                    files.where(Attachment.blob_sha256.is_not(None)).scalar_subquery(),
                    files.scalar_subquery(), SV.encrypted, Submission.review_state,
                    Submission.device_id, SV.submission_id, FormVersion.version,
-                   cast(SV.fields["root"], Text))  # JSON text: parsed once, by _loads
+                   cast(SV.fields["root"], Text),  # JSON text: parsed once, by load_json
+                   *extra)
             .select_from(SV)
             .join(Submission, Submission.id == SV.submission_id)
             .join(FormVersion, FormVersion.id == SV.form_version_id)
             .outerjoin(User, User.id == Submission.submitter_id))
+
+
+def _root_rows(session: Session, form_id: int, where: list,
+               columns: list[_Column]) -> Iterator[list[Any]]:
+    edits = edit_counts(session, form_id)
     cells_of = _Cells(columns)
     blank = [""] * cells_of.width
     # Every cell is text, so that the CSV writer can take its fast path (tables.csv_chunks).
     for (_, created, key, submitter, name, present, expected, encrypted, review, device, sid,
-         version, root) in _in_submission_order(session, form_id, where, stmt):
+         version, root) in in_submission_order(session, form_id, where, root_statement()):
         n = edits.get(sid, 0)
         state = "edited" if review == "received" and n else _REVIEW_WORDS.get(review, review)
-        yield [_iso(created), *(blank if encrypted else cells_of(_loads(root))),
+        yield [_iso(created), *(blank if encrypted else cells_of(load_json(root))),
                key, "" if submitter is None else str(submitter), name or "",
                str(present or 0), str(expected or 0), "not decrypted" if encrypted else "",
                state, device or "", str(n), version]
@@ -423,14 +442,14 @@ def _repeat_rows(session: Session, form_id: int, where: list, rel_path: str,
                    cast(SV.fields[("repeats", rel_path)], Text))
             .select_from(SV).join(Submission, Submission.id == SV.submission_id))
     cells_of = _Cells(columns)
-    for _, key, version_key, items in _in_submission_order(
+    for _, key, version_key, items in in_submission_order(
             session, form_id, [*where, SV.encrypted == false()], stmt):
-        for item in _loads(items) or ():
-            yield [*cells_of(item.get("values")), _rekey(item["parent_key"], version_key, key),
-                   _rekey(item["key"], version_key, key)]
+        for item in load_json(items) or ():
+            yield [*cells_of(item.get("values")), logical_key(item["parent_key"], version_key, key),
+                   logical_key(item["key"], version_key, key)]
 
 
-def _rekey(stored: str, version_key: str, key: str) -> str:
+def logical_key(stored: str, version_key: str, key: str) -> str:
     """Fields were keyed by the version's instanceID at ingest; the export uses the first."""
     if stored == version_key or stored.startswith(version_key + "/"):
         return key + stored[len(version_key):]
@@ -439,7 +458,7 @@ def _rekey(stored: str, version_key: str, key: str) -> str:
 
 def _media(session: Session, form_id: int, where: list) -> Iterator[tuple[str, str]]:
     """(zip name, sha256) of every received attachment, flat; colliding names numbered."""
-    stmt = (_base(select(Attachment.name, Attachment.blob_sha256), form_id, where)
+    stmt = (current_versions(select(Attachment.name, Attachment.blob_sha256), form_id, where)
             .join(Attachment, Attachment.submission_version_id == SV.id)
             .where(Attachment.blob_sha256.is_not(None))
             .order_by(SV.submission_id, Attachment.name))

@@ -4,7 +4,8 @@ Each request reads the project's open forms and their current versions (one inde
 without the XForm bytes). Those rows are the list's revision: the rendered document is cached
 under them, so publishing a version, or opening or closing a form, through any app server
 sharing the database, gives a new document at the next request, and nothing in this process
-has to be told. The ETag is the document's digest; a matching If-None-Match gets a 304.
+has to be told. A volunteer with assigned forms gets only those rows, so its assignments are
+part of the key too. The ETag is the document's digest; a matching If-None-Match gets a 304.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from server.db.models import Form, FormVersion
+from server.domain.assignments import visible_clause
 from server.domain.submissions import form_schema
 from server.openrosa import render
 
@@ -25,7 +27,7 @@ _LISTED = (
     select(Form.xml_form_id, FormVersion.id, FormVersion.version, FormVersion.title,
            FormVersion.md5)
     .join(FormVersion, FormVersion.id == Form.current_version_id)
-    .where(Form.project_id == bindparam("project_id"), Form.state == "open")
+    .where(Form.project_id == bindparam("project_id"), Form.state == "open", visible_clause())
     .order_by(Form.xml_form_id)
 )
 
@@ -39,8 +41,10 @@ class FormListCache:
         self._lock = threading.Lock()
 
     def document(self, session: Session, project_id: int, base: str,
-                 form_id: str | None) -> tuple[bytes, str]:
-        rows = tuple(tuple(r) for r in session.execute(_LISTED, {"project_id": project_id}))
+                 form_id: str | None, user_id: int | None = None) -> tuple[bytes, str]:
+        """`user_id`: a volunteer limited to its assigned forms (None: every open form)."""
+        rows = tuple(tuple(r) for r in session.execute(
+            _LISTED, {"project_id": project_id, "user_id": user_id}))
         if form_id is not None:
             rows = tuple(r for r in rows if r[0] == form_id)
         # `base` carries the volunteer's token (download URLs keep its prefix): the key stays

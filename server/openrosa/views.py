@@ -5,19 +5,18 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from flask import Response, current_app, g, request
-from sqlalchemy.exc import IntegrityError
 
-from server.db import group_commit
+from server import intake
 from server.db.models import Form, FormVersion
-from server.domain import entities, generated_media
+from server.domain import assignments, entities, generated_media
 from server.domain import forms as forms_domain
-from server.domain.submissions import Uploader, ingest_prepared, prepare, stage_files
-from server.errors import FormNotFound, NotFound
+from server.domain.submissions import Uploader
+from server.errors import Forbidden, FormNotFound, NotFound
 from server.openrosa import render, route
 from server.openrosa.access import base_url
 from server.openrosa.form_list import FormListCache
 from server.openrosa.upload import read_upload
-from server.web_context import blob_store, database, db_session
+from server.web_context import blob_store, db_session
 
 XML = "text/xml; charset=utf-8"
 
@@ -39,7 +38,7 @@ def form_list():
     if cache is None:
         cache = current_app.extensions.setdefault("form_lists", FormListCache())
     body, digest = cache.document(db_session(), g.project_id, base_url(),
-                                  request.args.get("formID"))
+                                  request.args.get("formID"), assignments.limited_user_id(g.user))
     return _etagged(body, digest, XML)
 
 
@@ -48,11 +47,18 @@ def _load(form_id: str, version: str | None) -> tuple[Form, FormVersion]:
     form = forms_domain.get_form(session, g.project_id, form_id)
     if form is None:
         raise FormNotFound(form_id)
+    _check_assigned(form)
     fv = (forms_domain.get_version(session, form, version) if version is not None
           else form.current_version)
     if fv is None:
         raise FormNotFound(f"{form_id} version {version!r}")
     return form, fv
+
+
+def _check_assigned(form: Form) -> None:
+    """A volunteer with assigned forms uses only those."""
+    if not assignments.may_use(db_session(), g.user, form):
+        raise Forbidden(f"form {form.xml_form_id} is not assigned to this account")
 
 
 @route("/forms/<form_id>.xml", methods=["GET"])
@@ -136,42 +142,18 @@ def submission_preflight():
 @route("/submission", methods=["POST"])
 def submission():
     upload = read_upload(request)
-    cfg = current_app.config
-    prepared = prepare(upload.xml, upload.files, secret=cfg["SECRET_KEY"], pid_key=cfg["PID_KEY"])
-    store = blob_store()
-    # Files are written and fsynced before the write transaction, which only records them.
-    written = stage_files(db_session(), store, g.project_id, prepared)
-    db_session().close()  # this request reads no more; the user object stays usable
+    prepared = intake.parse(upload.xml, upload.files)
+    form = forms_domain.get_form(db_session(), g.project_id, prepared.envelope.form_id)
+    if form is not None:  # an unknown form is the ingest's to refuse
+        _check_assigned(form)
     uploader = Uploader(user_id=g.user.id, device_id=request.args.get("deviceID", "")[:255] or None,
                         user_agent=request.headers.get("User-Agent"))
-    project_id, matcher = g.project_id, current_app.extensions["matcher"]
-
-    def work(session):
-        return ingest_prepared(session, store, prepared, project_id=project_id,
-                               uploader=uploader, timezone=cfg["TIMEZONE"], matcher=matcher,
-                               written=written).missing_attachments
-
-    for attempt in (1, 2):
-        try:
-            missing = _writer().run(work)  # returns once committed: a 201 means stored
-            break
-        except IntegrityError:
-            # An identical POST won the race for this instanceID; the retry sees its row
-            # and becomes an attachment upsert (or a 409 if the XML differs).
-            if attempt == 2:
-                raise
+    # The request only read so far (see access.py); the user object stays usable after.
+    missing = intake.store(db_session(), prepared, project_id=g.project_id,
+                           uploader=uploader).missing_attachments
     if missing:
         message = (f"Đã nhận phiếu; còn chờ {len(missing)} tệp đính kèm. / "
                    f"Submission received; {len(missing)} attachment(s) still expected.")
     else:
         message = "Đã nhận đầy đủ phiếu. / Full submission upload was successful!"
     return _xml(render.response(message), 201)
-
-
-def _writer() -> group_commit.GroupCommit:
-    """The app's writer for submissions (created on first use, in the serving process)."""
-    writer = current_app.extensions.get("submission_writer")
-    if writer is None:
-        writer = current_app.extensions.setdefault(
-            "submission_writer", group_commit.for_database(database()))
-    return writer

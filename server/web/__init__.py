@@ -154,4 +154,5 @@ from server.web import (  # noqa: E402,F401  (register the routes)
     setup,
     templating,
     trainings,
+    web_forms,
 )

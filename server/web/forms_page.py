@@ -145,7 +145,8 @@ def _rows(db) -> list[FormRow]:
     counts = _submission_counts(db, forms)
     versions = dict(db.execute(
         select(FormVersion.form_id, func.count())
-        .where(FormVersion.form_id.in_([f.id for f in forms]))
+        .where(FormVersion.form_id.in_([f.id for f in forms]),
+               FormVersion.version != forms_domain.DRAFT_VERSION)  # a draft is not published
         .group_by(FormVersion.form_id)).all()) if forms else {}
     rows = []
     for form in forms:
@@ -179,7 +180,8 @@ def _form_page(form: Form, error: UploadRefused | None = None):
     db = db_session()
     # the bytes of every version stay in the database until one is downloaded
     versions = list(db.scalars(
-        select(FormVersion).where(FormVersion.form_id == form.id)
+        select(FormVersion).where(FormVersion.form_id == form.id,
+                                  FormVersion.version != forms_domain.DRAFT_VERSION)
         .options(defer(FormVersion.xml), defer(FormVersion.xlsform))
         .order_by(FormVersion.published_at.desc(), FormVersion.id.desc())))
     with_xlsform = set(db.scalars(select(FormVersion.id).where(

@@ -66,7 +66,8 @@ def households():
     query = (inp.q.data or "").strip() if not inp.q.errors else ""
     tdp = inp.tdp.data or None
     q = select(Entity).where(Entity.project_id == pid, Entity.dataset == DATASET,
-                             Entity.canonical_id.is_(None), Entity.erased.is_(False))
+                             Entity.canonical_id.is_(None), Entity.erased.is_(False),
+                             Entity.deleted_at.is_(None))
     if scope.team() is not None:
         q = q.where(Entity.tdp == scope.team())
     if tdp:

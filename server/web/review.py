@@ -18,7 +18,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import and_, false, func, or_, select, true
+from sqlalchemy import func, select, true
 
 from server.db.models import (
     Attachment,
@@ -29,7 +29,7 @@ from server.db.models import (
     SubmissionVersion,
     User,
 )
-from server.domain import accounts, masking
+from server.domain import masking, review
 from server.domain.forms import schema_of
 from server.storage import FileBlobStore
 from server.web import bp, scope
@@ -59,26 +59,16 @@ def project_forms(db, project_id: int) -> list[Form]:
 
 def tdp_paths(db, form: Form) -> list[str]:
     """Root paths of the form's `tdp` field over all its versions (groups may have moved)."""
-    cache = g.setdefault("tdp_paths", {})
-    if form.id not in cache:
-        xmls = db.scalars(select(FormVersion.xml).where(FormVersion.form_id == form.id))
-        cache[form.id] = sorted({f.rel_path for xml in xmls for f in schema_of(xml).fields
-                                 if f.kind == "field" and f.repeat is None and f.name == "tdp"})
-    return cache[form.id]
+    return review.tdp_paths(db, form, g.setdefault("tdp_paths", {}))
 
 
 def tdp_condition(db, forms: list[Form], tdp: str):
     """Submissions (joined to their current version) whose `tdp` answer is `tdp`."""
-    return or_(false(), *(
-        and_(Submission.form_id == f.id,
-             or_(false(), *(SV.fields[("root", p)].as_string() == tdp
-                            for p in tdp_paths(db, f))))
-        for f in forms))
+    return review.tdp_condition(db, forms, tdp, g.setdefault("tdp_paths", {}))
 
 
 def tdp_of(db, form: Form, version: SubmissionVersion) -> str | None:
-    root = (version.fields or {}).get("root") or {}
-    return next((root[p] for p in tdp_paths(db, form) if root.get(p)), None)
+    return review.tdp_of(db, form, version, g.setdefault("tdp_paths", {}))
 
 
 def summary(version: SubmissionVersion) -> str:
@@ -291,23 +281,10 @@ def review_submission(sid: int):
     inp = ReviewInput()
     if not inp.validate_on_submit():
         abort(400)
-    state = inp.state.data or None
-    body = (inp.comment.data or "").strip()
-    if state == sub.review_state:
-        state = None
-    if state is None and not body:
+    if review.record_review(db, sub, g.actor, inp.state.data or None,
+                            inp.comment.data or "") is None:
         flash(_("Chưa có thay đổi nào."), "info")
         return redirect(url_for("web.submission", sid=sid))
-    before = sub.review_state
-    if state is not None:
-        sub.review_state = state
-    comment = ReviewComment(submission_id=sub.id, author_id=g.actor.id, body=body,
-                            review_state=state, at=dt.datetime.now(dt.UTC))
-    db.add(comment)
-    db.flush()
-    accounts.audit(db, "submission.review", actor=g.actor, target=str(sub.id),
-                   instance_id=sub.instance_id, from_state=before,
-                   to_state=state or before, comment_id=comment.id)
     flash(_("Đã lưu."), "ok")
     return redirect(url_for("web.submission", sid=sid))
 

@@ -3,6 +3,8 @@ client does before anything else, and Central's JSON error bodies."""
 
 from __future__ import annotations
 
+import base64
+
 from server.domain import accounts
 from tests.central.conftest import Api, login
 from tests.support.factories import PASSWORD
@@ -75,3 +77,31 @@ def test_a_bearer_token_reads_the_form_xml_at_the_openrosa_url(app, ward, superv
     response = supervisor_api.get(f"/v1/projects/{ward.project_id}/forms/household_survey.xml")
     assert response.status_code == 200
     assert b"<h:html" in response.data
+
+
+def _basic(username: str, password: str) -> dict:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def test_basic_auth_reads_the_odata_feed_over_https_only(app, ward):
+    """Excel and Power BI log in to an OData feed with the username and password (Basic)."""
+    client = app.test_client()
+    url = f"/v1/projects/{ward.project_id}/forms/household_survey.svc"
+    over_https = client.get(url, headers=_basic("sup1", PASSWORD),
+                            base_url="https://localhost")
+    assert over_https.status_code == 200 and over_https.get_json()["value"]
+    over_http = client.get(url, headers=_basic("sup1", PASSWORD))
+    assert over_http.status_code == 401  # a password never travels in clear
+    challenge = client.get(url, base_url="https://localhost").headers.get_all("WWW-Authenticate")
+    assert any(c.startswith("Basic") for c in challenge)
+
+
+def test_basic_auth_failures_are_throttled(app, ward):
+    client = app.test_client()
+    url = "/v1/users/current"
+    for _ in range(5):
+        assert client.get(url, headers=_basic("sup1", "wrong"),
+                          base_url="https://localhost").status_code == 401
+    refused = client.get(url, headers=_basic("sup1", PASSWORD), base_url="https://localhost")
+    assert refused.status_code == 429 and refused.get_json()["code"] == 429.1

@@ -46,7 +46,7 @@ from server.db.models import (
     SubmissionVersion,
 )
 from server.domain import accounts, matching, team_registry
-from server.domain.forms import ENTITY_LISTS
+from server.domain.forms import ENTITY_LISTS, get_form, make_draft
 from server.exports import issued
 from server.exports.raw import raw_tables
 from tests.openrosa.conftest import LOGO, PHOTO_FORM_MD, publish, xform_from_md
@@ -156,6 +156,9 @@ ACCESS: dict[str, Access] = {
     "web.upload_form": ADMIN.posting({}).answering(400),  # no file: refused after the check
     "web.upload_version": ADMIN.posting({}).answering(400),
     "web.form_state": ADMIN.posting({"state": "open"}),
+    "web.fill_form": PROJECT,
+    "web.fill_attachment": PROJECT,  # households.csv: each caller's own tổ
+    "web.submit_filled": PROJECT.posting(submission_body),
     "web.people": STAFF,
     "web.person": TEAM,
     "web.add_volunteer": STAFF.posting(volunteer_body),
@@ -184,6 +187,55 @@ ACCESS: dict[str, Access] = {
     "central.current_user": API,
     "central.list_projects": API,
     "central.get_project": PROJECT,
+    "central.list_submissions": PROJECT,  # a team leader's list holds its tổ's only
+    "central.create_submission": PROJECT.posting({}).answering(400),  # JSON, not XML
+    "central.get_submission": TEAM,
+    "central.submission_xml": TEAM,
+    "central.edit_submission": TEAM,  # only refused callers are sent a PUT
+    "central.update_submission": TEAM,  # and a PATCH
+    "central.list_attachments": TEAM,
+    "central.get_attachment": replace(TEAM, values={"filename": "house.jpg"}),
+    "central.upload_attachment": replace(TEAM, values={"filename": "house.jpg"}, form={}),
+    "central.list_comments": TEAM,
+    "central.add_comment": TEAM.posting({"body": "Đã kiểm tra."}),
+    "central.list_forms": PROJECT,
+    "central.get_form": PROJECT,
+    "central.create_form": ADMIN.posting({}).answering(400),  # JSON, not an XForm
+    "central.create_draft": ADMIN.posting({}).answering(400),
+    "central.get_draft": PROJECT.using(form_id="draft_form"),
+    "central.list_draft_attachments": PROJECT.using(form_id="draft_form"),
+    # the JSON body is the new logo's bytes; the upload comes before the publish below
+    "central.upload_draft_attachment": replace(
+        ADMIN, values={"form_id": Ref("draft_form"), "name": "logo.png"}, form={}),
+    "central.publish_draft": replace(ADMIN.using(form_id="draft_form"), form={},
+                                     query={"version": "sweep"}),
+    "central.list_form_attachments": PROJECT,
+    "central.list_app_users": ADMIN,
+    "central.create_app_user": ADMIN.posting({"displayName": "Máy tính bảng 9"}),
+    "central.revoke_app_user": ADMIN.using(user_id="vol4"),  # only refused callers DELETE
+    "central.list_form_assignments": replace(ADMIN, values={"role_id": 2}),
+    "central.assign_form": replace(ADMIN, values={"role_id": 2, "user_id": Ref("vol3")},
+                                   form={}),
+    "central.unassign_form": replace(ADMIN, values={"role_id": 2, "user_id": Ref("vol3")}),
+    "central.list_datasets": PROJECT,
+    "central.create_dataset": ADMIN.posting({"name": "trees"}),
+    "central.get_dataset": replace(PROJECT, values={"name": "households"}),
+    "central.add_dataset_property": replace(ADMIN, values={"name": "households"},
+                                            form={"name": "note"}),
+    "central.list_entities": replace(PROJECT, values={"name": "households"}),  # its tổ's only
+    "central.create_entities": replace(ADMIN, values={"name": "households"}, form={
+        "uuid": "0f8e4a5c-3c1e-4f7a-9d2b-6a1e2c3d4e5f", "label": "Hộ thử",
+        "data": {"tdp": "tdp02"}}),
+    "central.get_entity": replace(TEAM, values={"name": "households", "uuid": Ref("hid")}),
+    # only refused callers are sent a PATCH or a DELETE
+    "central.update_entity": replace(ADMIN, values={"name": "households", "uuid": Ref("hid")}),
+    "central.delete_entity": replace(ADMIN, values={"name": "households", "uuid": Ref("hid")}),
+    "central.odata_service": replace(PROJECT, values={"name": "households"}),
+    "central.odata_metadata": replace(PROJECT, values={"name": "households"}),
+    "central.odata_entities": replace(PROJECT, values={"name": "households"}),  # its tổ's only
+    "central.odata_form_service": PROJECT,
+    "central.odata_form_metadata": PROJECT,
+    "central.odata_form_table": replace(PROJECT, values={"table": "Submissions"}),  # its tổ's
     "openrosa.form_list": OPENROSA,
     "openrosa.form_xml": OPENROSA,
     "openrosa.manifest": OPENROSA.using(form_id="media_form"),
@@ -261,6 +313,7 @@ def swept(app, ward, add_household, xforms):
         ids["erase_hid"] = heads["Đỗ Văn Khải"].id
         att = db.scalar(select(Attachment).where(Attachment.name == "house.jpg"))
         ids["aid"], ids["sid"] = att.id, att.version.submission_id
+        ids["iid"] = att.version.submission.instance_id  # the API names it so
         ids["erase_sid"] = db.scalar(
             select(SubmissionVersion.submission_id)
             .join(HouseholdSnapshot,
@@ -282,6 +335,8 @@ def swept(app, ward, add_household, xforms):
             .join(FormMedia, FormMedia.form_version_id == FormVersion.id)
             .where(Form.project_id == pid, FormMedia.blob_sha256.is_not(None))).first()
         ids["raw_table"] = raw_tables(db, form)[0].name
+        make_draft(db, app.extensions["blobs"], get_form(db, pid, "photo_form"))
+        ids["draft_form"] = "photo_form"  # its draft: a copy of the current version
 
         sup1 = accounts.get_user(db, "sup1")
         training = team_registry.record_session(db, pid, day=today, topic="Dịch vụ công",

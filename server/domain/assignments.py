@@ -14,13 +14,24 @@ from server.db.models import Form, FormAssignment, User
 
 APP_USER_ROLE = 2  # the only form role Central gives app users
 
+def _assigned_to(user_id):
+    return select(FormAssignment.form_id).where(FormAssignment.user_id == user_id)
+
+
 # The forms a user is assigned; `user_id` NULL (not a volunteer) matches none.
-_ASSIGNED = select(FormAssignment.form_id).where(FormAssignment.user_id == bindparam("user_id"))
+_ASSIGNED = _assigned_to(bindparam("user_id"))
 
 
 def visible_clause():
     """A WHERE clause on Form for queries bound with `user_id`: the forms the user may use."""
     return or_(~_ASSIGNED.exists(), Form.id.in_(_ASSIGNED))
+
+
+def visible_to_user_row():
+    """The same rule for a query that selects from `users`: the forms that row's user may use
+    (correlated on User, so one statement serves any caller)."""
+    assigned = _assigned_to(User.id)
+    return or_(User.role != "volunteer", ~assigned.exists(), Form.id.in_(assigned))
 
 
 def limited_user_id(user: User) -> int | None:

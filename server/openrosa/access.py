@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import current_app, g, request
+from werkzeug.sansio.utils import get_current_url
 
 from server.domain import accounts, api_sessions
 from server.errors import Forbidden, NotFound
-from server.openrosa import auth
-from server.web_context import database
+from server.openrosa import auth, form_list
+from server.web_context import database, db_session
 
 
 def authenticate_request() -> None:
+    if g.token is not None and request.endpoint == "openrosa.form_list":
+        _authenticate_token_form_list()
+        return
     # OpenRosa requests only read through the request's session (a submission is written by
     # the group writer), so even a POST never holds SQLite's write lock while it authenticates
     # and receives its body.
@@ -26,11 +32,27 @@ def authenticate_request() -> None:
         pass  # an API session: pyodk reads a form's XML and attachments at these URLs
     else:  # no valid bearer: the password challenge, as for any client
         user = _password_user(session, cfg)
-    if not _project_exists(session, g.project_id):
+    _check_project(user)
+    g.user = user
+
+
+def _authenticate_token_form_list() -> None:
+    """Collect's most frequent request: the token's user and its form rows in one statement,
+    on a connection of its own (no ORM session unless the list must be rendered)."""
+    with database().engine.connect() as connection:
+        user, rows = form_list.token_listing(connection, g.token, g.project_id)
+    if user is None or not user.active:
+        raise Forbidden()  # as auth.authenticate_token: never 401, Collect would prompt
+    _check_project(user)
+    g.user = user
+    g.listed_forms = rows
+
+
+def _check_project(user) -> None:
+    if not _project_exists(g.project_id):
         raise NotFound(f"project {g.project_id}")
     if not auth.may_use_project(user, g.project_id):
         raise Forbidden()
-    g.user = user
 
 
 def _password_user(session, cfg):
@@ -53,12 +75,12 @@ def _password_user(session, cfg):
         raise
 
 
-def _project_exists(session, project_id: int) -> bool:
+def _project_exists(project_id: int) -> bool:
     """Projects are never deleted, so one that was found once is remembered by this app."""
     known = current_app.extensions.setdefault("openrosa_projects", set())
     if project_id in known:
         return True
-    if accounts.get_project(session, project_id) is None:
+    if accounts.get_project(db_session(), project_id) is None:
         return False
     known.add(project_id)
     return True
@@ -67,7 +89,15 @@ def _project_exists(session, project_id: int) -> bool:
 def base_url() -> str:
     """External URL of the prefix this request came in under (token prefix kept)."""
     # SERVER_BASE_URL is the whole external root (with any path the proxy adds).
-    root = current_app.config["BASE_URL"] or (request.host_url.rstrip("/") + request.script_root)
+    root = current_app.config["BASE_URL"] or _request_root(
+        request.scheme, request.host, request.root_path)
     prefix = (f"/v1/key/{g.token}/projects/{g.project_id}" if g.token is not None
               else f"/v1/projects/{g.project_id}")
     return root.rstrip("/") + prefix
+
+
+@functools.lru_cache(maxsize=64)
+def _request_root(scheme: str, host: str, root_path: str) -> str:
+    # What request.host_url + request.script_root give, worked out once per host: decoding the URL
+    # is most of the cost of building download URLs, and Collect asks under one host.
+    return get_current_url(scheme, host).rstrip("/") + root_path

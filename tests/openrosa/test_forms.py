@@ -185,3 +185,39 @@ def test_form_list_follows_the_database_and_answers_304_while_unchanged(app, war
     assert closed.status_code == 200 and "household_survey" not in ids(closed)
     assert ids(closed) == ids(published) - {"household_survey"}
     other.extensions["db"].dispose()
+
+
+def test_token_form_list_follows_assignments_at_the_next_request(app, ward):
+    """Assigning a form to a volunteer narrows its list at once; others keep every form."""
+    from server.domain import accounts, assignments
+    from server.domain import forms as forms_domain
+
+    session = app.extensions["db"].session(write=True)
+    vol2 = accounts.create_user(session, "vol2", "volunteer", project_id=ward.project_id,
+                                team="tdp01").user
+    token2 = accounts.collect_token(session, vol2, app.config["SECRET_KEY"])
+    session.commit()
+    client = app.test_client()
+
+    def listed(token: str) -> tuple[set[str], str]:
+        response = client.get(f"/v1/key/{token}/projects/{ward.project_id}/formList")
+        assert response.status_code == 200
+        root = etree.fromstring(response.data)
+        return {x.text for x in root.iterfind("x:xform/x:formID", NS)}, response.headers["ETag"]
+
+    everything, etag = listed(ward.token)
+    assert everything == {"household_survey", "support_visit"}
+
+    vol1 = accounts.get_user(session, "vol1")
+    assignments.assign(session, forms_domain.get_form(session, ward.project_id,
+                                                      "support_visit"), vol1)
+    session.commit()
+    narrowed, narrowed_etag = listed(ward.token)
+    assert narrowed == {"support_visit"} and narrowed_etag != etag
+    assert listed(token2)[0] == everything
+
+    assignments.unassign(session, forms_domain.get_form(session, ward.project_id,
+                                                        "support_visit"), vol1)
+    session.commit()
+    session.close()
+    assert listed(ward.token) == (everything, etag)

@@ -10,6 +10,9 @@
     dedupe   household matching on the synthetic ward (tests/bench_dedupe.py).
     scale-out  (BENCH_SCALE_OUT=1) two instances behind nginx on PostgreSQL, 10,000
              submissions with 3 SIGKILLs (tests/reliability/test_scale_out.py).
+    crash    `tests.load` at full size (BENCH_CRASH_SUBMISSIONS, default 10,000, 8 clients)
+             while the whole server is SIGKILLed 3 times, on SQLite and PostgreSQL:
+             acknowledged, lost, doubled, attachments (BENCH_CRASH=0 skips it).
     fuzz     the hypothesis properties of tests/reliability/test_fuzz.py with thousands of
              inputs each (BENCH_FUZZ_EXAMPLES, default 4,000 per property): never a 500.
     export   raw root CSV at 20k and 1M rows beside the database's own CSV dump, and the
@@ -254,6 +257,8 @@ def main() -> None:
         if pg:
             with fresh_database(pg) as url:
                 results["postgresql"] = run_database("postgresql", url, Path(tmp))
+    if os.environ.get("BENCH_CRASH", "1") == "1":
+        results["crash"] = crash(os.environ.get("BENCH_DATABASE_URL"))
     if int(os.environ.get("BENCH_FUZZ_EXAMPLES", "4000")):
         results["fuzz"] = fuzz(int(os.environ.get("BENCH_FUZZ_EXAMPLES", "4000")))
     if os.environ.get("BENCH_DEDUPE", "1") == "1":
@@ -280,6 +285,17 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {out / 'latest.json'}")
+
+
+def crash(pg_url: str | None) -> dict:
+    """Every acknowledged submission survives SIGKILLs of the whole server, at full size."""
+    from tests import load
+
+    n = int(os.environ.get("BENCH_CRASH_SUBMISSIONS", "10000"))
+    out = {"sqlite": load.bench(CLIENTS, n, kills=3, seed=11)}
+    if pg_url:
+        out["postgresql"] = load.bench(CLIENTS, n, pg_url, kills=3, seed=12)
+    return out
 
 
 def fuzz(examples: int) -> dict:
@@ -340,6 +356,11 @@ def report(r: dict) -> None:
             (f"{db}: server resident memory", f"{r[db].get('rss_mb', 0):.0f} MB",
              f"gunicorn master and {WORKERS} workers (target < 300 MB)"),
         ]
+    for db, c in (r.get("crash") or {}).items():
+        rows.append((f"{db}: SIGKILL ×{c['kills']} under load", f"{c['acknowledged']:,} acked",
+                     f"lost {c['lost']}, doubled {c['duplicates']}; {c['attachments']:,} "
+                     f"attachments, {c['attachments_lost']} lost, {c['attachments_corrupt']} "
+                     "corrupt"))
     f = r.get("fuzz")
     if f:
         rows.append(("fuzz: inputs, never a 500", f"{f['inputs']:,}",

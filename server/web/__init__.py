@@ -1,7 +1,8 @@
 """The supervisors' web UI: server-rendered pages, Vietnamese first, English selectable.
 
 Every page needs a logged-in supervisor or admin unless its endpoint is in PUBLIC_ENDPOINTS
-(deny by default); every form carries a CSRF token (the OpenRosa blueprint is the one
+(deny by default); a volunteer with a password reaches only VOLUNTEER_ENDPOINTS, for the forms
+its Collect lists. Every form carries a CSRF token (the OpenRosa blueprint is the one
 exemption); each request that writes commits once, after its view succeeded.
 """
 
@@ -11,7 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import Babel
 from flask_babel import gettext as _
 from flask_login import LoginManager, current_user
@@ -27,6 +38,10 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 
 PUBLIC_ENDPOINTS = frozenset({"web.login", "web.set_language", "web.static", "static", "healthz"})
+# A volunteer who has a password fills its own forms in the browser and nothing more: every
+# other page answers 403. A URL naming a form (`fid`) must also be one its Collect lists.
+VOLUNTEER_ENDPOINTS = frozenset({"web.fill_list", "web.fill_form", "web.fill_xform",
+                                 "web.fill_attachment", "web.submit_filled", "web.logout"})
 LANGUAGES = ("vi", "en")
 
 
@@ -92,6 +107,21 @@ def require_login():
     from server.web import scope
 
     scope.load()
+    if g.actor.role == "volunteer":
+        return _volunteer_gate()
+    return None
+
+
+def _volunteer_gate():
+    if request.endpoint == "web.dashboard" and request.method in ("GET", "HEAD"):
+        return redirect(url_for("web.fill_list"))
+    if request.endpoint not in VOLUNTEER_ENDPOINTS:
+        abort(403)
+    from server.web import scope
+
+    fid = (request.view_args or {}).get("fid")
+    if fid is not None and not scope.may_fill(fid):
+        abort(403)
     return None
 
 

@@ -1,24 +1,27 @@
 """Login and logout: passwords checked by accounts, throttled per username and address.
 
 The session is cleared at login (a fresh session and CSRF token); the login cookie carries
-the user's `session_epoch`, so `user revoke` ends every web session at once.
+the user's `session_epoch`, so `user revoke` ends every web session at once. A volunteer
+logs in only when it has been given a password, and lands on its forms (`/fill`).
 """
 
 from __future__ import annotations
 
 import secrets
 
-from flask import abort, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, login_user, logout_user
+from werkzeug.exceptions import HTTPException
 
 from server.db.models import User
 from server.domain import accounts
-from server.web import LANGUAGES, bp, login_manager, safe_next
+from server.web import LANGUAGES, VOLUNTEER_ENDPOINTS, bp, login_manager, safe_next
 from server.web.inputs import ActionInput, LoginInput
 from server.web_context import db_session
 
-WEB_ROLES = ("admin", "supervisor")
+# A volunteer without a password never gets here: its password check fails.
+WEB_ROLES = ("admin", "supervisor", "volunteer")
 
 
 class WebUser(UserMixin):
@@ -41,6 +44,19 @@ def load_user(value: str) -> WebUser | None:
             or user.session_epoch != int(epoch) or not user.password_hash):
         return None
     return WebUser(user)
+
+
+def _landing(user: User, target: str) -> str:
+    """Where the login leads: a volunteer's `next` only when it is a page it may open."""
+    if user.role != "volunteer":
+        return target
+    try:
+        endpoint, _args = current_app.url_map.bind("").match(target.split("?", 1)[0])
+    except HTTPException:
+        endpoint = None
+    if endpoint in VOLUNTEER_ENDPOINTS and endpoint != "web.logout":
+        return target
+    return url_for("web.fill_list")
 
 
 def _key() -> tuple[str, str]:
@@ -78,7 +94,7 @@ def login():
     session["sid"] = secrets.token_urlsafe(16)
     login_user(WebUser(user))
     accounts.audit(db, "web.login", actor=user, target=user.username, ip=ip)
-    return redirect(safe_next(inp.next.data))
+    return redirect(_landing(user, safe_next(inp.next.data)))
 
 
 @bp.post("/logout")

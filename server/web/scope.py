@@ -10,7 +10,8 @@ from flask import abort, g, session
 from flask_login import current_user
 from sqlalchemy import select
 
-from server.db.models import Project, User
+from server.db.models import Form, Project, User
+from server.domain import assignments
 from server.web_context import db_session
 
 
@@ -57,3 +58,25 @@ def is_office() -> bool:
     """Admins and supervisors without a tổ: they decide cross-tổ pairs and undo merges."""
     actor = g.actor
     return actor.role == "admin" or (actor.role == "supervisor" and team() is None)
+
+
+def fillable_forms() -> list[Form]:
+    """The forms the actor may fill in the browser: for a volunteer, the ones its Collect
+    lists (open, published, within its assignments); for others every open form."""
+    if g.get("project_id") is None:
+        return []
+    query = (select(Form)
+             .where(Form.project_id == g.project_id, Form.state == "open",
+                    Form.current_version_id.is_not(None), assignments.visible_clause())
+             .order_by(Form.xml_form_id))
+    return list(db_session().scalars(
+        query, {"user_id": assignments.limited_user_id(g.actor)}))
+
+
+def may_fill(fid: int) -> bool:
+    """The volunteer's rule for a URL naming a form: one that `fillable_forms` lists."""
+    db = db_session()
+    form = db.get(Form, fid)
+    return (form is not None and form.project_id == g.get("project_id")
+            and form.state == "open" and form.current_version_id is not None
+            and assignments.may_use(db, g.actor, form))

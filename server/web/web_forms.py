@@ -1,4 +1,5 @@
-"""`/forms/<id>/fill`: fill and send a published form in the browser with ODK Web Forms.
+"""`/forms/<id>/fill`: fill and send a published form in the browser with ODK Web Forms;
+`/fill` lists the forms the user may fill (a volunteer with a password sees only this).
 
 The page loads the form's current XForm into `OdkWebForm` (@getodk/web-forms, vendored under
 static/webforms/ by `make webforms-assets`: no CDN, no npm at run time). Its attachments come
@@ -90,7 +91,17 @@ def _form(fid: int) -> tuple[Form, FormVersion]:
     return form, form.current_version
 
 
-# The page ------------------------------------------------------------------------------------
+# The pages -----------------------------------------------------------------------------------
+
+
+@bp.get("/fill")
+def fill_list():
+    rows = []
+    for form in scope.fillable_forms():
+        version = form.current_version
+        rows.append((form, form_labels(version.xml, lang()).title or version.title
+                     or form.xml_form_id))
+    return render_template("fill_list.html", rows=rows)
 
 
 @bp.get("/forms/<id:fid>/fill")
@@ -101,7 +112,7 @@ def fill_form(fid: int):
     page = render_template(
         "fill.html", form=form, version=version, title=title, nonce=nonce,
         import_map=import_map(), accepts=form.state != "closed",
-        xform_url=url_for("web.download_xform", fid=form.id, vid=version.id),
+        xform_url=url_for("web.fill_xform", fid=form.id, vid=version.id),
         files_url=url_for("web.fill_attachment", fid=form.id, vid=version.id,
                           filename="_").removesuffix("_"),
         submit_url=url_for("web.submit_filled", fid=form.id))
@@ -110,15 +121,31 @@ def fill_form(fid: int):
     return response
 
 
-@bp.get("/forms/<id:fid>/versions/<id:vid>/fill/<filename>")
-def fill_attachment(fid: int, vid: int, filename: str):
-    """A form attachment as the logged-in user's Collect gets it: stored media as published,
-    entity lists built for the user's tổ (the whole ward for the ward office and admins)."""
+def _version(fid: int, vid: int) -> tuple[Form, FormVersion]:
+    """A version of a form of the request's project, or a 404 page."""
     form = db_session().get(Form, fid)
     version = db_session().get(FormVersion, vid)
     if (form is None or form.project_id != scope.project_id() or version is None
             or version.form_id != form.id):
         abort(404)
+    return form, version
+
+
+@bp.get("/forms/<id:fid>/versions/<id:vid>/fill.xml")
+def fill_xform(fid: int, vid: int):
+    """The XForm the page renders (the version it was opened with, should a new one be
+    published meanwhile)."""
+    _form, version = _version(fid, vid)
+    response = Response(version.xml, content_type="text/xml; charset=utf-8")
+    response.headers["Content-Disposition"] = "attachment"  # read by the page's script only
+    return response
+
+
+@bp.get("/forms/<id:fid>/versions/<id:vid>/fill/<filename>")
+def fill_attachment(fid: int, vid: int, filename: str):
+    """A form attachment as the logged-in user's Collect gets it: stored media as published,
+    entity lists built for the user's tổ (the whole ward for the ward office and admins)."""
+    form, version = _version(fid, vid)
     db = db_session()
     media = next((m for m in forms_domain.media_of(db, version) if m.filename == filename), None)
     if media is None:
@@ -161,7 +188,10 @@ def submit_filled(fid: int):
                               uploader=uploader)
     except DomainError as exc:
         return jsonify(message=exc.message), exc.status
+    # A volunteer reads no submission pages: its answer links nowhere.
+    submission_url = (None if g.actor.role == "volunteer"
+                      else url_for("web.submission", sid=result.submission_id))
     return jsonify(
         message=_("Đã gửi phiếu."), instance_id=prepared.instance_id,
-        submission_url=url_for("web.submission", sid=result.submission_id),
+        submission_url=submission_url,
         missing_attachments=list(result.missing_attachments)), 201

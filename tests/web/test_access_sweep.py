@@ -6,7 +6,8 @@ it one line, e.g. `"web.things": STAFF,` or `"web.thing_delete": ADMIN.posting({
 variable takes the `swept` fixture's object of the same name (`sid`, `hid`, `uid`, `fid`…;
 `.using(uid="vol4")` picks another); an object of a new kind is added there.
 
-Callers: anonymous, a volunteer's token, a revoked token, a team leader of another tổ, a
+Callers: anonymous, a volunteer's token, a revoked token, a volunteer of tdp01 with a password
+(`filler`: the fill pages of its forms only, 403 elsewhere), a team leader of another tổ, a
 supervisor of another project, the team leader of the data's tổ (tdp01), the ward office and
 an admin. Anonymous callers get the login page or a 401, tokens never reach the web UI, a
 revoked token gets 403 at once, supervisors never reach another tổ's or project's objects nor
@@ -56,8 +57,8 @@ from tests.web.conftest import Browser, csrf_token
 
 # Who may reach an endpoint -------------------------------------------------------------------
 
-CALLERS = ("anonymous", "volunteer", "revoked", "other_team", "other_project", "team", "office",
-           "admin")
+CALLERS = ("anonymous", "volunteer", "revoked", "filler", "other_team", "other_project", "team",
+           "office", "admin")
 ALLOWED = {
     "public": set(CALLERS),
     "staff": {"other_team", "other_project", "team", "office", "admin"},  # shows own scope only
@@ -65,7 +66,10 @@ ALLOWED = {
     "team": {"team", "office", "admin"},  # an object of tdp01
     "office": {"office", "admin"},  # the ward office's decisions
     "admin": {"admin"},
-    "openrosa": {"volunteer", "other_team", "team", "office", "admin"},
+    "openrosa": {"volunteer", "filler", "other_team", "team", "office", "admin"},
+    # a volunteer with a password: its own forms' fill pages, and logging out
+    "session": {"filler", "other_team", "other_project", "team", "office", "admin"},
+    "fill": {"filler", "other_team", "team", "office", "admin"},
     "api": {"other_team", "other_project", "team", "office", "admin"},  # any bearer session
 }
 
@@ -100,6 +104,7 @@ PUBLIC, STAFF, PROJECT = Access("public"), Access("staff"), Access("project")
 TEAM, OFFICE, ADMIN, OPENROSA = (Access("team"), Access("office"), Access("admin"),
                                  Access("openrosa"))
 API = Access("api")  # Central's REST API: any bearer session (scoped inside the view)
+SESSION, FILL = Access("session"), Access("fill")  # also reached by a volunteer's password
 
 
 def submission_body(ids: dict, caller: str) -> dict:
@@ -124,7 +129,7 @@ ACCESS: dict[str, Access] = {
     "web.static": PUBLIC.using(filename="css"),
     "web.login": PUBLIC.posting({"username": "nobody"}),  # no password: no hashing, a 400
     "web.set_language": PUBLIC.posting({"lang": "vi", "next": "/"}),
-    "web.logout": replace(STAFF, form={}, ends_session=True),
+    "web.logout": replace(SESSION, form={}, ends_session=True),
     "web.set_project": ADMIN.posting({"project": Ref("project")}),
     "web.dashboard": STAFF,
     "web.submissions": STAFF,
@@ -156,9 +161,11 @@ ACCESS: dict[str, Access] = {
     "web.upload_form": ADMIN.posting({}).answering(400),  # no file: refused after the check
     "web.upload_version": ADMIN.posting({}).answering(400),
     "web.form_state": ADMIN.posting({"state": "open"}),
-    "web.fill_form": PROJECT,
-    "web.fill_attachment": PROJECT,  # households.csv: each caller's own tổ
-    "web.submit_filled": PROJECT.posting(submission_body),
+    "web.fill_list": SESSION,
+    "web.fill_form": FILL,
+    "web.fill_xform": FILL,
+    "web.fill_attachment": FILL,  # households.csv: each caller's own tổ
+    "web.submit_filled": FILL.posting(submission_body),
     "web.people": STAFF,
     "web.person": TEAM,
     "web.add_volunteer": STAFF.posting(volunteer_body),
@@ -292,6 +299,7 @@ def swept(app, ward, add_household, xforms):
             ids[name] = user.id
             ids[f"{name}_token"] = accounts.collect_token(db, user, app.config["SECRET_KEY"])
         ids["uid"] = ids["vol3"]
+        _add_user(db, "vol6", "volunteer", pid, "tdp01")  # given a password: the filler
         vol1, vol2 = accounts.get_user(db, "vol1"), accounts.get_user(db, "vol2")
         # What a signed session naming a volunteer would carry (a volunteer never logs in).
         ids["volunteer_session"] = f"{vol1.id}:{vol1.session_epoch}"
@@ -377,8 +385,8 @@ class Caller:
 
 
 def make_callers(app, ids) -> dict[str, Caller]:
-    users = {"other_team": "sup2", "other_project": "sup3", "team": "sup1", "office": "office",
-             "admin": "admin"}
+    users = {"filler": "vol6", "other_team": "sup2", "other_project": "sup3", "team": "sup1",
+             "office": "office", "admin": "admin"}
     callers = {}
     for n, name in enumerate(CALLERS):
         caller = Caller(name, Browser(app, remote_addr=f"10.1.0.{n + 1}"), users.get(name))
@@ -388,7 +396,7 @@ def make_callers(app, ids) -> dict[str, Caller]:
                 s["_user_id"] = ids[f"{name}_session"]
                 s["_fresh"] = True
         caller.refresh()
-        if caller.username:
+        if caller.username and name != "filler":  # a volunteer never gets an API session
             response = app.test_client().post(
                 "/v1/sessions", json={"email": caller.username, "password": PASSWORD},
                 environ_base={"REMOTE_ADDR": f"10.2.0.{n + 1}"})
@@ -516,7 +524,8 @@ def verdict(rule, method: str, access: Access, caller: str, response) -> str | N
     if rule.endpoint.startswith("central."):
         if method == "OPTIONS" and status == 200 and not response.get_data():
             return None  # Flask's automatic OPTIONS: the methods, no data
-        expected = {401} if caller in ("anonymous", "volunteer", "revoked") else {403, 404}
+        expected = ({401} if caller in ("anonymous", "volunteer", "revoked", "filler")
+                    else {403, 404})
         if status not in expected:
             return f"{status}, expected {sorted(expected)}"
         if method != "HEAD" and not (response.is_json and "code" in response.get_json()):
@@ -538,6 +547,10 @@ def verdict(rule, method: str, access: Access, caller: str, response) -> str | N
         return None if to_login(response) else f"{status} instead of the login page"
     if method == "OPTIONS" and status == 200 and not response.get_data():
         return None  # Flask's automatic OPTIONS: the methods, no data
+    if caller == "filler":  # its home page is its forms; everything else says no
+        if rule.endpoint == "web.dashboard" and method in ("GET", "HEAD"):
+            return None if response.headers.get("Location") == "/fill" else f"{status}"
+        return None if status == 403 else f"{status}, expected 403"
     return None if status in (403, 404) else f"{status}, expected 403 or 404"
 
 

@@ -36,7 +36,7 @@ def test_wrong_password_is_refused(ward, browser):
     assert b.get("/").status_code == 302
 
 
-def test_volunteers_cannot_log_in(app, ward, browser):
+def test_only_a_volunteer_given_a_password_logs_in_and_only_to_fill(app, ward, browser):
     session = app.extensions["db"].session(write=True)
     accounts.create_user(session, "vol2", "volunteer", project_id=ward.project_id,
                          team="tdp01", password="a volunteer password")
@@ -44,8 +44,10 @@ def test_volunteers_cannot_log_in(app, ward, browser):
     session.close()
     b = browser()
     assert b.login("vol1", "").status_code == 400  # no password at all
-    assert b.login("vol2", "a volunteer password").status_code == 200  # refused
-    assert b.get("/").status_code == 302
+    assert b.get("/").headers["Location"].startswith("/login")
+    login = b.login("vol2", "a volunteer password")
+    assert login.status_code == 302 and login.headers["Location"] == "/fill"
+    assert b.get("/").headers["Location"] == "/fill"  # its forms, not the dashboard
 
 
 def test_five_failures_lock_that_username_and_address(app, ward, browser):

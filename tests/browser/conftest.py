@@ -7,8 +7,10 @@ installs it). Without /usr/bin/chromium these tests fail; SKIP_BROWSER=1 skips t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -68,23 +70,31 @@ def _submit_households(url: str, today: dt.date) -> None:
             assert collect.submit(xml)[0].status == 201
 
 
-@pytest.fixture
-def live(make_app, tmp_path):
-    """The real server on the suite's database (SQLite, or TEST_DATABASE_URL), with a ward."""
-    app = make_app()
-    ward = make_ward(app)
+@contextlib.contextmanager
+def serving(app) -> Iterator[Server]:
+    """`app`'s data (its database and data folder, as the fixtures made them) served by the
+    real server, one gunicorn worker, stopped on the way out."""
     config = app.config
-    with app.extensions["db"].session() as db:
-        project_name = db.get(Project, ward.project_id).name
     app.extensions["db"].dispose()
     server = Server(config["DATA_DIR"], config["DATABASE_URL"], workers=1, env={
         "SERVER_SECRET_KEY": config["SECRET_KEY"], "SERVER_PID_KEY": config["PID_KEY"],
         "SERVER_FORMS_DIR": config["FORMS_DIR"], "SERVER_TIMEZONE": TIMEZONE})
     server.start()
     try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live(make_app, tmp_path):
+    """The real server on the suite's database (SQLite, or TEST_DATABASE_URL), with a ward."""
+    app = make_app()
+    ward = make_ward(app)
+    with app.extensions["db"].session() as db:
+        project_name = db.get(Project, ward.project_id).name
+    with serving(app) as server:
         url = f"{server.base_url}/v1/key/{ward.token}/projects/{ward.project_id}"
         today = dt.datetime.now(ZoneInfo(TIMEZONE)).date()
         _submit_households(url, today)
         yield Live(server.base_url, ward.project_id, project_name, url, today)
-    finally:
-        server.stop()

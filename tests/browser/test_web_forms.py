@@ -20,11 +20,10 @@ from sqlalchemy import select
 
 from server.db.models import Attachment, Entity, EntityVersion, Form, Submission, User
 from server.db.models import SubmissionVersion as SV
-from tests.browser.conftest import TIMEZONE
+from tests.browser.conftest import TIMEZONE, serving
 from tests.openrosa.test_entities import survey
 from tests.support.collect import Collect, HttpTransport
 from tests.support.factories import PASSWORD, make_ward
-from tests.support.served import Server
 
 expect.set_options(timeout=30_000)  # the first load compiles a 4 MB bundle on a busy machine
 
@@ -46,13 +45,7 @@ def site(browser, make_app):
     sent by vol1's phone."""
     app = make_app()
     ward = make_ward(app)
-    config = app.config
-    app.extensions["db"].dispose()
-    server = Server(config["DATA_DIR"], config["DATABASE_URL"], workers=1, env={
-        "SERVER_SECRET_KEY": config["SECRET_KEY"], "SERVER_PID_KEY": config["PID_KEY"],
-        "SERVER_FORMS_DIR": config["FORMS_DIR"], "SERVER_TIMEZONE": TIMEZONE})
-    server.start()
-    try:
+    with serving(app) as server:
         url = f"{server.base_url}/v1/key/{ward.token}/projects/{ward.project_id}"
         with HttpTransport() as transport:
             phone = Collect(url, transport)
@@ -63,8 +56,6 @@ def site(browser, make_app):
                 assert phone.submit(xml)[0].status == 201
         today = dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
         yield Site(server.base_url, app, today)
-    finally:
-        server.stop()
 
 
 def question(page, label: str, within=None):

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from operator import attrgetter, itemgetter
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -102,14 +104,31 @@ def _iso(day: dt.date | None) -> str:
 # --------------------------------------------------------------------------- who did what
 
 
+_SURVEY_DAY = attrgetter("survey_date")
+_VISIT_DAY = attrgetter("visit_date")
+_EVENT_DAY = attrgetter("visit.visit_date")
+_DUE_DAY = itemgetter(0)
+
+
+def _between(records: list, start: dt.date, end: dt.date, day: Callable) -> list:
+    """The records dated `start` to `end` (both included) of a list sorted by `day`."""
+    return records[bisect_left(records, start, key=day):bisect_right(records, end, key=day)]
+
+
 @dataclass(slots=True)
 class _Work:
-    """One account's own records, sorted out once and filtered per period."""
+    """One account's own records, sorted out once, each list by date: a period is a slice."""
 
     surveys: list[SnapshotFact] = field(default_factory=list)
     visits: list[VisitFact] = field(default_factory=list)
     events: list[ServiceEvent] = field(default_factory=list)
     followups: list[tuple[dt.date, bool]] = field(default_factory=list)  # (due, met on time)
+
+    def sort(self) -> None:
+        self.surveys.sort(key=_SURVEY_DAY)
+        self.visits.sort(key=_VISIT_DAY)
+        self.events.sort(key=_EVENT_DAY)
+        self.followups.sort(key=_DUE_DAY)
 
 
 class _Index:
@@ -141,6 +160,8 @@ class _Index:
             self.work[v.volunteer_id].visits.append(v)
         for e in facts.events:
             self.work[e.visit.volunteer_id].events.append(e)
+        for w in self.work.values():
+            w.sort()
 
     def of(self, volunteers: Iterable[Volunteer]) -> list[_Work]:
         return [self.work[v.username] for v in volunteers if v.username in self.work]
@@ -185,22 +206,18 @@ class _Figures:
 def _figures(works: Iterable[_Work], index: _Index, start: dt.date, end: dt.date) -> _Figures:
     f = _Figures()
     for w in works:
-        for s in w.surveys:
-            if start <= s.survey_date <= end:
-                f.surveys += 1
-                f.households_surveyed.add(s.household_id)
-                f.new_households += s.submission_id in index.creators
-                f.duplicate_surveys += s.submission_id in index.duplicates
-                f.days.add(s.survey_date)
-        for v in w.visits:
-            if start <= v.visit_date <= end:
-                f.visits.setdefault((v.volunteer_id, v.household_id, v.visit_date), []).append(v)
-                f.minutes += v.minutes or 0
-                f.days.add(v.visit_date)
-        for e in w.events:
+        for s in _between(w.surveys, start, end, _SURVEY_DAY):
+            f.surveys += 1
+            f.households_surveyed.add(s.household_id)
+            f.new_households += s.submission_id in index.creators
+            f.duplicate_surveys += s.submission_id in index.duplicates
+            f.days.add(s.survey_date)
+        for v in _between(w.visits, start, end, _VISIT_DAY):
+            f.visits.setdefault((v.volunteer_id, v.household_id, v.visit_date), []).append(v)
+            f.minutes += v.minutes or 0
+            f.days.add(v.visit_date)
+        for e in _between(w.events, start, end, _EVENT_DAY):
             v = e.visit
-            if not start <= v.visit_date <= end:
-                continue
             block = (v.volunteer_id, v.household_id, v.visit_date, e.service_code)
             if e.outcome == "partial":
                 f.partial.add(block)
@@ -217,10 +234,9 @@ def _figures(works: Iterable[_Work], index: _Index, start: dt.date, end: dt.date
                 f.completions.add((*block, who))
             if e.is_unique_completion:
                 f.unique[e.service_code] += 1
-        for due, met in w.followups:
-            if start <= due <= end:
-                f.due += 1
-                f.on_time += met
+        for _, met in _between(w.followups, start, end, _DUE_DAY):
+            f.due += 1
+            f.on_time += met
     return f
 
 
@@ -234,7 +250,11 @@ class Activity:
         self.facts = facts
         self.ward = ward
         self.report = Report(facts, ward)
-        self.index = _Index(facts, ward.followup_grace_days)
+        # shared by every activity report of the same facts (read only once built)
+        grace = ward.followup_grace_days
+        self.index = facts.memo.get(("activity_index", grace))
+        if self.index is None:
+            self.index = facts.memo[("activity_index", grace)] = _Index(facts, grace)
         order = {code: i for i, code in enumerate((*ward.tdp_codes, WARD_TEAM))}
         self.volunteers = sorted(facts.volunteers,
                                  key=lambda v: (order.get(v.team, len(order)), v.team,

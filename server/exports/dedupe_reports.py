@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, aliased
 
 from server.db.models import (
     DedupePair,
+    Entity,
     HouseholdSnapshot,
     MergeLogEntry,
     SubmissionVersion,
@@ -92,6 +93,11 @@ def merge_log(session: Session, project_id: int) -> Table:
              .where(MergeLogEntry.project_id == project_id).order_by(MergeLogEntry.id))
 
     def rows():
+        # every named household in one query: resolve() then finds them in the session
+        # instead of asking for each entry (kept referenced: the session holds them weakly)
+        _named = session.scalars(select(Entity).where(Entity.id.in_(
+            select(MergeLogEntry.canonical_id).where(MergeLogEntry.project_id == project_id)))
+        ).all()
         for entry, decided_by, undone_by in session.execute(query).yield_per(500):
             survivor = entities.resolve(session, entry.canonical_id)[0]
             yield [

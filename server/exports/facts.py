@@ -1,23 +1,27 @@
-"""What the ward's reports read, loaded once per report "as of" a cut-off (domain §6.1, §6.5).
+"""What the ward's reports read, loaded "as of" a cut-off (domain §6.1, §6.5) and kept for the
+next report while the data is unchanged (facts_cache.py).
 
 Why one loader: the indicators (E1/E2) and the registers (E3–E5) must agree household by
 household, so both read the same facts: for every submission the latest version uploaded by the
 cut-off, households after de-duplication as it stood at the cut-off (aliases mapped to their
 canonical household), members with their linked ids, and one service event per visit × service
-block × member. Rows are streamed and turned into small records at once, so no ORM object or
-JSON document outlives its query and memory grows with the ward, not with the history.
+block × member. Rows are read by chunks and turned into small records at once, so no ORM
+object or JSON document outlives its chunk and memory grows with the ward, not with the
+history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import Select, Text, bindparam, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from server.db.models import (
@@ -36,6 +40,7 @@ from server.db.models import (
 from server.domain import dedupe
 from server.domain.entities import local_date
 from server.domain.normalize import name_keys
+from server.exports.collector import collector_paused
 
 __all__ = [
     "DEFAULT_TIMEZONE",
@@ -65,12 +70,17 @@ HOUSEHOLD_SERVICES = frozenset({"biz_qr", "ecommerce"})
 #: Services that count once per (member, service, date) instead of once ever (§6.6).
 RECURRING_SERVICES = frozenset({"dvc_procedure", "safety", "other"})
 TEAM_ROLES = ("volunteer", "supervisor")
+_CHUNK = 500  # submissions read per query
 
 
 # --------------------------------------------------------------------------- records
 
+# The records of every submission are read-only once loaded (one load serves several reports,
+# facts_cache.py), but not `frozen`: a frozen dataclass sets each field through
+# object.__setattr__, several times slower to build by the ten thousand. Hashable as before.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True, unsafe_hash=True)
 class MemberRecord:
     """One member of one snapshot, read from the effective fields (member 1 is the head)."""
 
@@ -95,7 +105,7 @@ class MemberRecord:
     needs: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SnapshotFact:
     """One household survey where someone was met (its latest version at the cut-off)."""
 
@@ -144,7 +154,7 @@ class SnapshotFact:
         return (self.survey_date, self.uploaded_at, self.submission_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class VisitFact:
     """One support-visit submission (its latest version at the cut-off)."""
 
@@ -381,6 +391,7 @@ class _Canon:
 # --------------------------------------------------------------------------- loading
 
 
+@collector_paused()
 def load_facts(
     session: Session,
     project_id: int,
@@ -410,9 +421,9 @@ def load_facts(
 
     cutoff: dt.datetime | None = None
     raw_visits: list[tuple[VisitFact, list[dict[str, str]]]] = []
-    for row in _current_versions(session, forms, as_of):
+    for row in _current_versions(session, _latest_versions(forms, as_of)):
         cutoff = row.received_at if cutoff is None or row.received_at > cutoff else cutoff
-        fields = row.fields or {}
+        fields = _json(row.fields) or {}
         submitter = users.get(row.submitter_id) if row.submitter_id is not None else None
         if submitter is None:  # the form's username is only a fallback (§2.7)
             submitter = by_username.get((fields.get("root") or {}).get("username", ""))
@@ -432,12 +443,13 @@ def load_facts(
     raw_visits.sort(key=lambda vb: vb[0].order_key())
     visits: list[VisitFact] = []
     events: list[ServiceEvent] = []
+    matches: dict[tuple[str, int], tuple[str, str]] = {}
     for visit, blocks in raw_visits:
         h = household(visit.household_id)
         h.entity_ids.add(visit.entity_id_submitted)
         if not h.fallback_tdp:
             h.fallback_tdp = visit.tdp_submitted
-        rows = _events(visit, blocks, h, config)
+        rows = _events(visit, blocks, h, config, matches)
         h.visits.append(visit)
         h.events.extend(rows)
         visits.append(visit)
@@ -504,32 +516,52 @@ def _alias_map(session: Session, project_id: int, as_of: dt.datetime | None
     return canon, reviewed, {canon(e) for e in erased}
 
 
-def _current_versions(session: Session, forms: dict[str, int], as_of: dt.datetime | None
-                      ) -> Iterator:
-    """The latest version of every survey and visit submission uploaded by the cut-off."""
-    if not forms:
-        return iter(())
-    latest = (select(SubmissionVersion.submission_id,
-                     func.max(SubmissionVersion.id).label("version_id"))
+def _latest_versions(forms: dict[str, int], as_of: dt.datetime | None) -> Select:
+    """The id of the latest version of every survey and visit submission uploaded by the
+    cut-off (none without the forms)."""
+    latest = (select(func.max(SubmissionVersion.id))
               .where(SubmissionVersion.form_id.in_(forms.values()))
               .group_by(SubmissionVersion.submission_id))
     if as_of is not None:
         latest = latest.where(SubmissionVersion.received_at <= as_of)
-    latest = latest.subquery()
+    return latest
+
+
+def _current_versions(session: Session, latest: Select) -> Iterator:
+    """The `latest` versions, in submission order. The version ids come first, then the rows
+    by chunks of ids: sorting the rows themselves (each carries its JSON document) cost more
+    than reading them."""
     snap = aliased(HouseholdSnapshot)
-    query = (
-        select(SubmissionVersion.form_id, SubmissionVersion.submission_id,
+    rows = (
+        # JSON as text, parsed here by orjson: several times faster than the column type's json
+        select(SubmissionVersion.id, SubmissionVersion.form_id, SubmissionVersion.submission_id,
                SubmissionVersion.instance_id, SubmissionVersion.received_at,
-               SubmissionVersion.fields, SubmissionVersion.pid_hmac,
+               cast(SubmissionVersion.fields, Text).label("fields"), SubmissionVersion.pid_hmac,
                SubmissionVersion.pid_last4, Submission.created_at.label("first_upload"),
                Submission.submitter_id, snap.entity_id.label("snapshot_entity"),
-               snap.member_ids)
-        .join(latest, latest.c.version_id == SubmissionVersion.id)
+               cast(snap.member_ids, Text).label("member_ids"))
         .join(Submission, Submission.id == SubmissionVersion.submission_id)
         .outerjoin(snap, snap.submission_version_id == SubmissionVersion.id)
-        .order_by(SubmissionVersion.submission_id)
+        .where(SubmissionVersion.id.in_(bindparam("ids", expanding=True)))
     )
-    return session.execute(query.execution_options(yield_per=500))
+    conn = session.connection()  # Core rows, no ORM layer: plain columns are all this needs
+    ids = conn.execute(latest.order_by(SubmissionVersion.submission_id)).scalars().all()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        by_id = {row.id: row for row in conn.execute(rows, {"ids": chunk}).all()}
+        for version_id in chunk:
+            if (row := by_id.get(version_id)) is not None:  # None: erased meanwhile
+                yield row
+
+
+def _json(text: str | None):
+    """A stored JSON document; json accepts a few things orjson refuses (a lone surrogate)."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _snapshot(row, fields: dict, submitter: User | None, canon: _Canon,
@@ -543,7 +575,7 @@ def _snapshot(row, fields: dict, submitter: User | None, canon: _Canon,
     survey_date = (parse_local_date(root.get("survey_date"), zone)
                    or parse_local_date(root.get("today"), zone)
                    or row.first_upload.astimezone(ZoneInfo(zone)).date())
-    member_ids = list(row.member_ids or [])
+    member_ids = list(_json(row.member_ids) or [])
     members = []
     for i, rep in enumerate((fields.get("repeats") or {}).get(MEMBERS_REPEAT, [])):
         v = rep.get("values") or {}
@@ -620,8 +652,27 @@ def _reference_snapshot(h: HouseholdFact, day: dt.date) -> SnapshotFact | None:
     return consented[0] if consented else None
 
 
+def _match_member(name: str, reference: SnapshotFact | None, config: dedupe.DedupeConfig,
+                  known: dict[tuple[str, int], tuple[str, str]]) -> tuple[str, str]:
+    """(key, member id) of the member of `reference` a typed name refers to (§7.7), or blanks.
+    Households are visited again and again with the same names: each name is matched against
+    a snapshot once (`known`)."""
+    if reference is None:
+        return "", ""
+    asked = (name, reference.submission_id)
+    found = known.get(asked)
+    if found is None:
+        index = dedupe.find_member(
+            name, [dedupe.Member(m.name, m.birth_year, m.sex) for m in reference.members],
+            config=config)
+        member = None if index is None else reference.members[index]
+        found = known[asked] = ("", "") if member is None else (member.key, member.member_id)
+    return found
+
+
 def _events(visit: VisitFact, blocks: list[dict[str, str]], h: HouseholdFact,
-            config: dedupe.DedupeConfig) -> list[ServiceEvent]:
+            config: dedupe.DedupeConfig,
+            matches: dict[tuple[str, int], tuple[str, str]]) -> list[ServiceEvent]:
     """The E5 rows of one visit; a visit without any block keeps one row for its minutes."""
     specs: list[tuple] = []
     references: list[SnapshotFact | None] = []  # looked up once, when a name is typed
@@ -646,15 +697,7 @@ def _events(visit: VisitFact, blocks: list[dict[str, str]], h: HouseholdFact,
         if other:
             if not references:
                 references.append(_reference_snapshot(h, visit.visit_date))
-            reference = references[0]
-            key = member_id = ""
-            if reference is not None:
-                found = dedupe.find_member(
-                    other, [dedupe.Member(m.name, m.birth_year, m.sex)
-                            for m in reference.members], config=config)
-                if found is not None:
-                    member = reference.members[found]
-                    key, member_id = member.key, member.member_id
+            key, member_id = _match_member(other, references[0], config, matches)
             specs.append((*common, key, member_id, other, outcome == "done"))
         if not ticked and not other:
             specs.append((*common, "", "", "", outcome == "done"))
@@ -787,8 +830,10 @@ def _volunteers(session: Session, project_id: int, as_of: dt.datetime | None,
 def facts_for_ward(session: Session, project_id: int, ward, *, as_of: dt.datetime | None,
                    timezone: str, facts: Facts | None = None) -> Facts:
     """The facts a report of `ward` reads: those given (several reports built from one load),
-    or loaded with the ward's de-duplication settings."""
+    or those of the ward's de-duplication settings, reused while the data is unchanged."""
     if facts is not None:
         return facts
-    return load_facts(session, project_id, as_of=as_of, timezone=timezone,
-                      config=dedupe.DedupeConfig.for_ward(ward))
+    from server.exports.facts_cache import cached_facts  # it builds on this module
+
+    return cached_facts(session, project_id, as_of=as_of, timezone=timezone,
+                        config=dedupe.DedupeConfig.for_ward(ward))

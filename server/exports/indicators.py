@@ -16,10 +16,12 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from operator import attrgetter, itemgetter
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -142,21 +144,32 @@ def tri(answer: str) -> Tri:
 
 
 def t_and(*values: Tri) -> Tri:
-    if any(v is False for v in values):
-        return False
-    return None if any(v is None for v in values) else True
+    unknown = False
+    for v in values:  # a plain loop: called for every member at every date
+        if v is False:
+            return False
+        if v is None:
+            unknown = True
+    return None if unknown else True
 
 
 def t_or(*values: Tri) -> Tri:
-    if any(v is True for v in values):
-        return True
-    return None if any(v is None for v in values) else False
+    unknown = False
+    for v in values:
+        if v is True:
+            return True
+        if v is None:
+            unknown = True
+    return None if unknown else False
+
+
+_BASIC_SKILLS = frozenset(BASIC_SKILLS)
 
 
 def basic_of(skills: str) -> Tri:
     """`m_basic`, recomputed from the four checklist skills; unanswered is unknown."""
     chosen = set(skills.split())
-    return all(s in chosen for s in BASIC_SKILLS) if chosen else None
+    return _BASIC_SKILLS <= chosen if chosen else None
 
 
 # --------------------------------------------------------------------------- effective status
@@ -208,6 +221,8 @@ class HouseholdAt:
     """A household of U(T) at T: its latest snapshot and, when consented, its members."""
 
     household: HouseholdFact
+    # a date T of this state: every date with the same `_state` gives the same household,
+    # so one object serves all of them (Report.households_at)
     day: dt.date
     tdp: str
     snapshot: SnapshotFact  # latest snapshot on or before T
@@ -217,6 +232,8 @@ class HouseholdAt:
     school_app: Tri = None
     biz_cashless: Tri = None
     online_supported: bool = False
+    _flags: tuple[Tri, Tri, Tri, Tri, Tri] | None = field(default=None, repr=False,
+                                                          compare=False)
 
     @property
     def known(self) -> bool:
@@ -229,20 +246,47 @@ class HouseholdAt:
         return self.known and self.snapshot.consent
 
     def any_member(self, status: Callable[[MemberAt], Tri]) -> Tri:
-        return t_or(*(status(m) for m in self.members)) if self.members else False
+        return t_or(*map(status, self.members))  # no members: False
+
+    def member_flags(self) -> tuple[Tri, Tri, Tri, Tri, Tri]:
+        """Whether some member has a smartphone, basic skills, a VNeID account, a DVC account,
+        and whether one is a digital citizen: counted (I04) and shown (E3), so computed once."""
+        if self._flags is None:
+            members = self.members
+            basic = [m.basic for m in members]
+            vneid = [m.has_vneid for m in members]
+            dvc = [m.dvc for m in members]
+            self._flags = (t_or(*[m.smartphone for m in members]), t_or(*basic), t_or(*vneid),
+                           t_or(*dvc), t_or(*map(t_and, basic, vneid, dvc)))
+        return self._flags
 
     @property
     def capable(self) -> Tri:
-        return self.any_member(lambda m: m.capable)
+        return self.member_flags()[4]
 
 
 def _member_at(m: MemberRecord, day: dt.date) -> MemberAt:
+    # positional, in MemberAt's field order: built for every member at every date
     return MemberAt(
-        record=m, age=None if m.birth_year is None else day.year - m.birth_year,
-        smartphone=tri(m.smartphone), basic=basic_of(m.skills), vneid=m.vneid, dvc=tri(m.dvc),
-        cashless=tri(m.cashless), digisig=tri(m.digisig), vssid=tri(m.vssid),
-        ehealth=tri(m.ehealth), bdhvs=tri(m.bdhvs), student=tri(m.student),
-        trained=tri(m.student_trained))
+        m, None if m.birth_year is None else day.year - m.birth_year, tri(m.smartphone),
+        basic_of(m.skills), m.vneid, tri(m.dvc), tri(m.cashless), tri(m.digisig), tri(m.vssid),
+        tri(m.ehealth), tri(m.bdhvs), tri(m.student), tri(m.student_trained))
+
+
+_SURVEY_DAY = attrgetter("survey_date")
+_VISIT_DAY = attrgetter("visit_date")
+_EVENT_DAY = attrgetter("visit.visit_date")
+_FIRST = itemgetter(0)  # the date of a (date, …) pair
+
+
+def _state(h: HouseholdFact, day: dt.date) -> tuple[int, int, int, int, int]:
+    """All that `household_at(h, day)` depends on: the year (ages, I06's year) and how many
+    surveys, visits, service events and office records are dated by `day` (each list of the
+    household is in date order). From one month end to the next most households keep it."""
+    return (day.year, bisect_right(h.snapshots, day, key=_SURVEY_DAY),
+            bisect_right(h.visits, day, key=_VISIT_DAY),
+            bisect_right(h.events, day, key=_EVENT_DAY),
+            bisect_right(h.statuses, day, key=_FIRST))
 
 
 def household_at(h: HouseholdFact, day: dt.date) -> HouseholdAt | None:
@@ -334,20 +378,21 @@ class ScopeStatus:
 
 
 def _count_household(c: ScopeStatus, at: HouseholdAt, ward: WardConfig) -> None:
+    count = c.codes  # the Count of each code (c[code] without the call, for every member)
     c.known += 1
-    c["I00"].num += 1
-    c["I03"].add(at.informed)
+    count["I00"].num += 1
+    count["I03"].add(at.informed)
     if not at.consented:
         return
     c.consented += 1
     c.members += len(at.members)
-    capable = at.capable
-    c["I04"].add(capable)
-    c["I04a"].add(at.any_member(lambda m: m.basic))
-    c["I04b"].add(at.any_member(lambda m: m.has_vneid))
-    c["I04c"].add(at.any_member(lambda m: m.dvc))
+    _, basic, vneid, dvc, capable = at.member_flags()
+    count["I04"].add(capable)
+    count["I04a"].add(basic)
+    count["I04b"].add(vneid)
+    count["I04c"].add(dvc)
     if capable is not True:
-        c["I05"].add(bool(at.snapshot.helper))
+        count["I05"].add(bool(at.snapshot.helper))
     snap = at.snapshot
     eligible = snap.business == "yes" and (
         ward.eligible_biz != "registered" or snap.biz_registered == "yes")
@@ -355,34 +400,38 @@ def _count_household(c: ScopeStatus, at: HouseholdAt, ward: WardConfig) -> None:
         year_start = dt.date(at.day.year, 1, 1)
         qr = any(e.service_code == "biz_qr" and year_start <= e.visit.visit_date <= at.day
                  for e in at.household.events)
-        c["I06"].add(t_or(at.biz_cashless, qr))
-        c["I06a"].add(at.biz_cashless)
+        count["I06"].add(t_or(at.biz_cashless, qr))
+        count["I06a"].add(at.biz_cashless)
     if snap.pupils == "yes":
-        c["I14"].add(at.school_app)
+        count["I14"].add(at.school_app)
     if snap.ocop == "yes":
         online = snap.biz_online.split()
-        c["I15"].add(t_or(at.online_supported,
-                          (any(ch != "none" for ch in online) if online else None)))
+        count["I15"].add(t_or(at.online_supported,
+                              (any(ch != "none" for ch in online) if online else None)))
+    adult_age, rule = ward.adult_min_age, ward.essential
     for m in at.members:
         if m.student is True:
-            c["I01"].add(m.trained)
-        if m.aged(ward.adult_min_age):
-            essential = m.essential(ward.essential)
+            count["I01"].add(m.trained)
+        age = m.age
+        if age is None:
+            continue  # in no age group
+        if age >= adult_age:
+            essential = m.essential(rule)
             c.adults += 1
-            c["I02"].add(t_and(m.basic, essential))
-            c["I02a"].add(m.basic)
-            c["I02b"].add(essential)
-            c["I17"].add(m.smartphone)
-        if m.aged(14):
-            c["I09"].add(m.vneid_in(("l2",)))
-            c["I13"].add(m.ehealth)
-        if m.aged(15):
-            c["I10"].add(m.dvc)
-            c["I11"].add(m.cashless)
-            c["I12"].add(m.vssid)
-            c["I16"].add(m.bdhvs)
-        if m.aged(18):
-            c["I08"].add(m.digisig)
+            count["I02"].add(t_and(m.basic, essential))
+            count["I02a"].add(m.basic)
+            count["I02b"].add(essential)
+            count["I17"].add(m.smartphone)
+        if age >= 14:
+            count["I09"].add(m.vneid_in(("l2",)))
+            count["I13"].add(m.ehealth)
+        if age >= 15:
+            count["I10"].add(m.dvc)
+            count["I11"].add(m.cashless)
+            count["I12"].add(m.vssid)
+            count["I16"].add(m.bdhvs)
+        if age >= 18:
+            count["I08"].add(m.digisig)
 
 
 def _count_volunteers(c: ScopeStatus, facts: Facts, day: dt.date,
@@ -406,24 +455,49 @@ def _group_visits(h: HouseholdFact) -> dict[tuple[str, dt.date], dt.date | None]
     return visits
 
 
-def _activity(h: HouseholdFact, start: dt.date, end: dt.date, grace: int) -> dict[str, int]:
-    def inside(day: dt.date | None) -> bool:
-        return day is not None and start <= day <= end
+@dataclass(frozen=True, slots=True)
+class _Flows:
+    """The dated activity of one household (A01–A08), every list in date order, so that a
+    period (of the 12 months, 4 quarters and the year) takes a few bisections."""
 
+    surveys: list[dt.date]
+    created: dt.date | None  # A02: first created
+    visits: list[dt.date]  # one date per §6.6 visit (volunteer, date)
+    completions: list[dt.date]
+    unique: list[dt.date]  # unique completions
+    minutes: list[tuple[dt.date, int]]  # per visit submission
+    followups: list[tuple[dt.date, bool]]  # (due, met on time) per visit with a follow-up
+
+
+def _flows(h: HouseholdFact, grace: int) -> _Flows:
     visits = _group_visits(h)
-    due = [(day, followup) for (_, day), followup in visits.items() if inside(followup)]
-    on_time = sum(
-        1 for day, followup in due
-        if any(day < v.visit_date <= followup + dt.timedelta(days=grace) for v in h.visits))
+    grace_days = dt.timedelta(days=grace)
+    return _Flows(
+        surveys=sorted(s.survey_date for s in h.snapshots), created=h.first_created,
+        visits=sorted(day for _, day in visits),
+        completions=sorted(e.visit.visit_date for e in h.events if e.is_completion),
+        unique=sorted(e.visit.visit_date for e in h.events if e.is_unique_completion),
+        minutes=sorted(((v.visit_date, v.minutes or 0) for v in h.visits), key=_FIRST),
+        followups=sorted(((due, any(day < v.visit_date <= due + grace_days for v in h.visits))
+                          for (_, day), due in visits.items() if due is not None), key=_FIRST))
+
+
+def _dated(items: list, start: dt.date, end: dt.date, key: Callable | None = None) -> list:
+    """The items dated `start` to `end` (both included) of a list in date order."""
+    return items[bisect_left(items, start, key=key):bisect_right(items, end, key=key)]
+
+
+def _activity(f: _Flows, start: dt.date, end: dt.date) -> dict[str, int]:
+    due = _dated(f.followups, start, end, _FIRST)
     return {
-        "A01": int(any(inside(s.survey_date) for s in h.snapshots)),
-        "A02": int(inside(h.first_created)),
-        "A03": sum(1 for _, day in visits if inside(day)),
-        "A04": int(any(e.is_completion and inside(e.visit.visit_date) for e in h.events)),
-        "A05": sum(1 for e in h.events if e.is_unique_completion and inside(e.visit.visit_date)),
-        "A06": sum(v.minutes or 0 for v in h.visits if inside(v.visit_date)),
+        "A01": int(bool(_dated(f.surveys, start, end))),
+        "A02": int(f.created is not None and start <= f.created <= end),
+        "A03": len(_dated(f.visits, start, end)),
+        "A04": int(bool(_dated(f.completions, start, end))),
+        "A05": len(_dated(f.unique, start, end)),
+        "A06": sum(minutes for _, minutes in _dated(f.minutes, start, end, _FIRST)),
         "A07": len(due),
-        "A08": on_time,
+        "A08": sum(met for _, met in due),
     }
 
 
@@ -556,13 +630,29 @@ class Report:
         self._activity: dict[tuple[dt.date, dt.date], dict[str, dict[str, int]]] = (
             facts.memo.setdefault(("activity", ward), {}))
 
-    def households_at(self, day: dt.date) -> Iterator[HouseholdAt]:
-        """Every household with a snapshot by `day`, at `day` (including moved-out ones);
-        produced one by one, since a ward's members at one date are a lot of objects."""
-        for h in self.facts.households.values():
-            at = household_at(h, day)
-            if at is not None:
-                yield at
+    def households_at(self, day: dt.date) -> list[HouseholdAt]:
+        """Every household with a snapshot by `day`, at `day` (including moved-out ones).
+
+        The last two dates asked for are kept with the facts: the registers read the date the
+        indicators have just counted. Older ones are dropped, since a ward's members at one
+        date are a lot of objects."""
+        recent = self.facts.memo.get("households_at", {})
+        found = recent.get(day)
+        if found is None:
+            # a household in the same state as at the date asked before is the same object
+            last = self.facts.memo.setdefault("household_states", {})
+            found = []
+            for hid, h in self.facts.households.items():
+                state = _state(h, day)
+                if not state[1]:
+                    continue  # not surveyed by then
+                known = last.get(hid)
+                if known is None or known[0] != state:
+                    known = last[hid] = (state, household_at(h, day))
+                found.append(known[1])
+            # replaced whole, never changed in place: another thread may be reading it
+            self.facts.memo["households_at"] = {**dict(list(recent.items())[-1:]), day: found}
+        return found
 
     def status(self, day: dt.date) -> dict[str, ScopeStatus]:
         if day in self._status:
@@ -590,17 +680,26 @@ class Report:
             return self._activity[key]
         out: dict[str, dict[str, int]] = {
             code: dict.fromkeys(ACTIVITY_CODES, 0) for code in self.ward.tdp_codes}
-        grace = self.ward.followup_grace_days
+        flows = self._flows()
         for h in self.facts.households.values():
             tdp = h.tdp_at(period.end)
             if tdp not in out:
                 continue
-            for code, value in _activity(h, period.start, period.end, grace).items():
+            for code, value in _activity(flows[h.household_id], period.start, period.end).items():
                 out[tdp][code] += value
         out[WARD] = {code: sum(out[t][code] for t in self.ward.tdp_codes)
                      for code in ACTIVITY_CODES}
         self._activity[key] = out
         return out
+
+    def _flows(self) -> dict[str, _Flows]:
+        """Every household's dated activity, sorted out once for all periods."""
+        grace = self.ward.followup_grace_days
+        flows = self.facts.memo.get(("flows", grace))
+        if flows is None:
+            flows = self.facts.memo[("flows", grace)] = {
+                hid: _flows(h, grace) for hid, h in self.facts.households.items()}
+        return flows
 
     def pending(self, day: dt.date) -> dict[str, int]:
         """Unresolved review pairs touching a household of each scope (WARD: all, once)."""

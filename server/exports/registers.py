@@ -137,6 +137,7 @@ class _Registers:
             visits = [v for v in h.visits if v.visit_date <= day]
             last = max(visits, key=lambda v: v.order_key()) if visits else None
             consented = at.consented
+            smartphone, basic, vneid, dvc, capable = at.member_flags()
 
             def when(value: Tri, consented: bool = consented) -> int | str:
                 return flag(value) if consented else ""
@@ -151,10 +152,7 @@ class _Registers:
                 len(at.members) if consented else "",
                 sum(1 for m in at.members if m.aged(adult)) if consented else "",
                 int(snap.consent), flag(at.informed), snap.channels, snap.internet,
-                when(at.any_member(lambda m: m.smartphone)),
-                when(at.any_member(lambda m: m.basic)),
-                when(at.any_member(lambda m: m.has_vneid)),
-                when(at.any_member(lambda m: m.dvc)), when(at.capable), snap.helper,
+                when(smartphone), when(basic), when(vneid), when(dvc), when(capable), snap.helper,
                 flag(tri(snap.pupils)), when(at.school_app), flag(tri(snap.business)),
                 flag(tri(snap.biz_registered)), snap.biz_type, when(at.biz_cashless),
                 snap.biz_pay_methods, flag(tri(snap.ocop)), snap.ocop_name, snap.biz_online,

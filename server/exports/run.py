@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from server.exports.collector import collector_paused
 from server.exports.tables import Table, write_csv, write_xlsx
 
 KINDS = ("submissions", "households", "indicators", "activity", "dedupe")
@@ -76,6 +77,16 @@ def export(session: Session, store, kind: str, project_id: int, *, ward, period:
         return submissions(session, store, project_id, form_id=form_id, period=period, out=out,
                            xlsx=xlsx, bom=bom, timezone=timezone, progress=progress,
                            raw_filters=raw_filters)
+    with collector_paused():  # a report's rows are built while they are written
+        return _write_report(session, kind, project_id, ward=ward, period=period, out=out,
+                             xlsx=xlsx, bom=bom, timezone=timezone, progress=progress,
+                             as_of=as_of, awards=awards)
+
+
+def _write_report(session: Session, kind: str, project_id: int, *, ward, period: Period | None,
+                  out: Path, xlsx: bool, bom: bool, timezone: str,
+                  progress: Callable[[int], None] | None, as_of: dt.datetime | None,
+                  awards: bool) -> list[Path]:
     if kind == "dedupe":
         return write_tables(dedupe_tables(session, project_id, ward), out,
                             xlsx_name="dedupe" if xlsx else None, bom=bom, progress=progress)

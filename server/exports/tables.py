@@ -5,7 +5,9 @@ start) gets exactly one leading `'`; numbers, including negative ones, stay numb
 
 CSV rows whose cells are all plain text (the raw exports make every cell text) are joined in one
 call and checked as a whole; only a row with a cell to quote goes through `csv.writer`, and only
-one with a cell to neutralise through `safe_cell`, so every path gives the same bytes.
+one with a cell to neutralise through `safe_cell`, so every path gives the same bytes. Rows of
+text, numbers and blanks (the reports') are written by `csv.writer` as they are, and the line
+it wrote is checked as a whole the same way.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def csv_chunks(table: Table, *, bom: bool = True, neutralise: bool = True) -> It
             row = list(row)
         line = _plain_line(row, neutralise)
         if line is None:
-            writer.writerow([fix(v) for v in row])
+            _write_cells(writer, lines, row, fix, neutralise)
         elif line:
             lines.append(line)
         else:  # text to quote, none to neutralise
@@ -67,6 +69,34 @@ def csv_chunks(table: Table, *, bom: bool = True, neutralise: bool = True) -> It
             yield "".join(lines)
             lines.clear()
     yield "".join(lines)
+
+
+# Cells csv.writer writes as `safe_cell` would leave them, unless they start like a formula
+# (a bool is written True/False by csv.writer and 1/0 by safe_cell, a date…).
+_AS_THEY_ARE = frozenset({str, int, float, type(None)})
+_FORMULA_AFTER_QUOTE = re.compile(r'"[=+\-@\t\r]')  # a quoted cell's first character
+
+
+def _write_cells(writer, lines: list[str], row: list | tuple, fix: Callable[[Any], Any],
+                 neutralise: bool) -> None:
+    """A row with cells other than text: written as it is when no cell needs `fix`, else cell
+    by cell. Every cell starts the line or follows a comma (and a quote when quoted), so the
+    written line shows any cell that starts like a formula; a negative number looks like one
+    and simply takes the slower way."""
+    if set(map(type, row)) <= _AS_THEY_ARE:
+        writer.writerow(row)
+        if not neutralise or not _starts_like_formula(lines[-1]):
+            return
+        lines.pop()  # some cell needs `fix`
+    writer.writerow([fix(v) for v in row])
+
+
+def _starts_like_formula(written: str) -> bool:
+    """Whether some cell of a line csv.writer wrote (line end included) starts like a
+    formula: first in the line, after a comma, or after the opening quote of a quoted cell."""
+    end = len(written) - 2
+    return bool(written.startswith(FORMULA_START) or _FORMULA_AFTER_COMMA.search(written, 0, end)
+                or ('"' in written and _FORMULA_AFTER_QUOTE.search(written, 0, end)))
 
 
 def _plain_line(row: list | tuple, neutralise: bool) -> str | None:

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from server.db.models import Attachment, Form, FormVersion, Submission, SubmissionVersion, User
 from server.domain.forms import schema_of
 from server.domain.masking import PHONE_FIELDS, mask_phone
+from server.domain.review import CENTRAL_WORDS, REVIEW_STATES
 from server.domain.xform_schema import Field, FormSchema
 from server.exports.tables import Table, csv_chunks
 from server.storage import BlobStore, FileBlobStore
@@ -56,10 +57,7 @@ from server.storage import BlobStore, FileBlobStore
 __all__ = ["RawFilters", "REVIEW_STATES", "raw_tables", "raw_count", "write_zip"]
 
 _BATCH = 500  # rows per database round trip
-REVIEW_STATES = ("received", "has_issues", "approved", "rejected")
 # Central's words for our review states; "edited" is derived (edits, no review yet).
-_REVIEW_WORDS = {"received": "", "has_issues": "hasIssues", "approved": "approved",
-                 "rejected": "rejected"}
 _ROOT_META = ["KEY", "SubmitterID", "SubmitterName", "AttachmentsPresent",
               "AttachmentsExpected", "Status", "ReviewState", "DeviceID", "Edits", "FormVersion"]
 _GEO_PARTS = ("Latitude", "Longitude", "Altitude", "Accuracy")
@@ -429,7 +427,8 @@ def _root_rows(session: Session, form_id: int, where: list,
     for (_, created, key, submitter, name, present, expected, encrypted, review, device, sid,
          version, root) in in_submission_order(session, form_id, where, root_statement()):
         n = edits.get(sid, 0)
-        state = "edited" if review == "received" and n else _REVIEW_WORDS.get(review, review)
+        word = CENTRAL_WORDS.get(review, review) or ""  # Central's word; "received" is blank
+        state = "edited" if review == "received" and n else word
         yield [_iso(created), *(blank if encrypted else cells_of(load_json(root))),
                key, "" if submitter is None else str(submitter), name or "",
                str(present or 0), str(expected or 0), "not decrypted" if encrypted else "",

@@ -642,7 +642,9 @@ def verify(database_url: str, data_dir: Path, ledger: list[Entry]) -> Verificati
                     elif (blob is None or blob.md5 != e.md5[name] or digests[0] != e.md5[name]
                           or digests[1] != sha or blob.size != digests[2]):
                         v.attachments_corrupt += 1
-                        v.problem(f"{e.instance_id}/{name}: bytes differ from those sent")
+                        v.problem(f"{e.instance_id}/{name}: bytes differ from those sent "
+                                  f"(sent md5 {e.md5[name]}; row {blob and blob.md5} "
+                                  f"{blob and blob.size} B; bytes {digests})")
             v.unknown = sum(len(rows) for iid, rows in by_instance.items() if iid not in sent)
             if v.unknown:
                 v.problem(f"{v.unknown} stored submissions were never sent")

@@ -10,6 +10,7 @@ from server.db.models import Attachment, FormVersion, Submission, SubmissionVers
 from tests.openrosa.conftest import PHOTO_FORM_MD, publish, rows, set_state, xform_from_md
 from tests.support import instances
 from tests.support.collect import Part, multipart_body
+from tests.support.pieces import Pieces
 
 PHOTO = b"\xff\xd8\xff\xe0 photo bytes " * 50
 AUDIT = b"event,node,start,end\nform start,,1,\n"
@@ -79,6 +80,34 @@ def test_split_upload_collects_every_part(app, collect, photo_xml):
     assert len(stored(app)) == 1
     atts = {a.name: a for a in rows(app, Attachment)}
     assert atts["photo.jpg"].blob_sha256 and atts["audit.csv"].blob_sha256
+
+
+def test_photo_is_stored_byte_for_byte_wherever_the_network_cuts_the_body(app, collect,
+                                                                          photo_xml):
+    """A body reaches the server in pieces; a piece ending inside the closing delimiter
+    once left the delimiter's CR at the end of the photo."""
+    client = app.test_client()
+    path = collect.submission_url.removeprefix("http://localhost")
+    photo = PHOTO + b"Jb"
+    sent = {}
+    for back in range(1, 60):  # every cut in the last 60 bytes: delimiter and its CRLFs
+        xml = photo_instance(photo_xml)
+        content_type, body = multipart_body([
+            Part("xml_submission_file", xml, filename="x.xml", content_type="text/xml"),
+            Part("photo.jpg", photo, filename="photo.jpg", content_type="image/jpeg")])
+        cut = len(body) - back
+        response = client.post(path, input_stream=Pieces([body[:cut], body[cut:]]),
+                               content_length=len(body), content_type=content_type,
+                               headers={"X-OpenRosa-Version": "1.0"})
+        assert response.status_code == 201, (back, response.get_data(as_text=True))
+        sent[xml] = back
+    versions = {v.id: v.xml for v in stored(app)}
+    assert set(versions.values()) == set(sent)
+    photos = [a for a in rows(app, Attachment) if a.name == "photo.jpg"]
+    assert len(photos) == len(sent)
+    for att in photos:
+        back = sent[versions[att.submission_version_id]]
+        assert blob_bytes(app, att) == photo, f"cut {back} bytes from the end"
 
 
 def test_retry_after_partial_upload_resends_everything_idempotently(app, collect, photo_xml):

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import openpyxl
 from sqlalchemy import func, select
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
 
 from server.db.models import AuditEntry, FormVersion
 from server.domain import forms as forms_domain
 from server.web.forms_page import MAX_UPLOAD_BODY, MAX_XLSFORM_BYTES
 from tests.openrosa.test_entities import survey
+from tests.support.collect import Part, multipart_body
 from tests.web.conftest import csrf_token
 
 FORMS = Path(__file__).resolve().parents[2] / "forms"
@@ -52,14 +51,13 @@ def workbook(*, version: str | None = None, form_id: str | None = None, survey_r
 
 def upload(browser, path: str, data: bytes, filename: str = "household_survey.xlsx",
            page: str | None = None):
-    """POST the file as a browser does; the body is built in memory (the test client would
-    spool a large one to a temporary file that it never closes)."""
+    """POST the file as a browser does (with "no file chosen", an empty part named ""); the
+    body is built in memory (the test client would spool a large one to a temporary file
+    that it never closes)."""
     html = browser.get(page or path).get_data(as_text=True)
-    boundary, body = encode_multipart({
-        "csrf_token": csrf_token(html),
-        "xlsform": FileStorage(io.BytesIO(data), filename=filename, content_type=XLSX)})
-    return browser.client.post(path, data=body,
-                               content_type=f"multipart/form-data; boundary={boundary}")
+    content_type, body = multipart_body([("csrf_token", csrf_token(html).encode()),
+                                         Part("xlsform", data, filename, XLSX)])
+    return browser.client.post(path, data=body, content_type=content_type)
 
 
 def form_pk(app, form_id: str = "household_survey") -> int:

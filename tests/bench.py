@@ -24,12 +24,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from html import unescape
 from pathlib import Path
 
 import requests
@@ -44,6 +46,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 # The ward's size for the form list, manifest and entity-list figures (households.csv rows).
 LIST_HOUSEHOLDS = int(os.environ.get("BENCH_LIST_HOUSEHOLDS", "8000"))
 LIST_CHANGES = 20
+ADMIN_PASSWORD = "bench admin password"
 CENTRAL = {"ingest_per_s": 118.0, "ingest_p50_ms": 63.0, "formlist_p50_ms": 5.8}
 
 
@@ -150,7 +153,7 @@ def run_database(label: str, db_url: str | None, tmp: Path) -> dict:
     data = tmp / label
     data.mkdir()
     env = {**os.environ, "SERVER_DATA_DIR": str(data), "SERVER_VALIDATE_FORMS": "0",
-           "SERVER_ADMIN_PASSWORD": "bench admin password"}
+           "SERVER_ADMIN_PASSWORD": ADMIN_PASSWORD}
     if db_url:
         env["SERVER_DATABASE_URL"] = db_url
 
@@ -178,9 +181,42 @@ def run_database(label: str, db_url: str | None, tmp: Path) -> dict:
         figures["manifest"] = latency(manifest_url)
         figures["entity_list"] = entity_list_regeneration(
             base, manifest_url, bodies[max(SUBMISSIONS, LIST_HOUSEHOLDS):])
+        figures["exporting"] = exports_footprint(f"http://127.0.0.1:{port}",
+                                                 server.proc.pid)
     finally:
         server.stop()
     return figures
+
+
+def exports_footprint(base: str, pid: int) -> dict:
+    """Every CSV and workbook the exports page links to, downloaded one after the other by
+    a supervisor, while the server's resident memory (master and workers) is sampled."""
+    from tests.reliability.test_scale_out import _login
+
+    session = _login(base, password=ADMIN_PASSWORD)
+    page = session.get(f"{base}/exports", timeout=60).text
+    links = sorted({unescape(h) for h in re.findall(r'href="(/exports/[^"]+\.(?:csv|xlsx))"',
+                                                     page)})
+    peak, done = [rss_mb(pid)], threading.Event()
+
+    def sample():
+        while not done.wait(0.05):
+            peak.append(rss_mb(pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t0, size = time.perf_counter(), 0
+    try:
+        for link in links:
+            r = session.get(f"{base}{link}", timeout=600)
+            assert r.status_code == 200, (link, r.status_code)
+            size += len(r.content)
+    finally:
+        done.set()
+        sampler.join()
+        session.close()
+    return {"files": len(links), "bytes": size, "seconds": time.perf_counter() - t0,
+            "peak_rss_mb": max(peak), "after_rss_mb": rss_mb(pid)}
 
 
 def _form_entries(form_list: str) -> dict[str, dict[str, str]]:
@@ -354,7 +390,11 @@ def report(r: dict) -> None:
              f"manifest + list, rebuilt; {r[db]['entity_list']['cached_p50_ms']:.1f} ms from "
              "the cache (p50)"),
             (f"{db}: server resident memory", f"{r[db].get('rss_mb', 0):.0f} MB",
-             f"gunicorn master and {WORKERS} workers (target < 300 MB)"),
+             f"gunicorn master and {WORKERS} workers, after ingesting (target < 300 MB)"),
+            (f"{db}: server memory while exporting",
+             f"{r[db]['exporting']['peak_rss_mb']:.0f} MB peak",
+             f"{r[db]['exporting']['files']} CSV/XLSX exports of the ward in "
+             f"{r[db]['exporting']['seconds']:.1f} s (target < 300 MB)"),
         ]
     for db, c in (r.get("crash") or {}).items():
         rows.append((f"{db}: SIGKILL ×{c['kills']} under load", f"{c['acknowledged']:,} acked",

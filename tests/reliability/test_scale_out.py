@@ -274,12 +274,12 @@ def _csv_exports(session: requests.Session, base: str) -> dict[str, list[list[st
     return out
 
 
-def _login(base: str) -> requests.Session:
+def _login(base: str, password: str = ADMIN_PASSWORD) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     page = session.get(f"{base}/login", timeout=30)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    r = session.post(f"{base}/login", data={"username": "admin", "password": ADMIN_PASSWORD,
+    r = session.post(f"{base}/login", data={"username": "admin", "password": password,
                                             "csrf_token": csrf}, allow_redirects=False,
                      timeout=30)
     assert r.status_code == 302, r.status_code

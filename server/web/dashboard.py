@@ -48,12 +48,14 @@ def choose_period(text: str | None):
 
 def indicator_rows(db, period) -> tuple[list[dict], dict[str, str]]:
     """For each scope the actor sees: every indicator's value, target and bar widths."""
-    from server.exports.facts import load_facts
+    from server.exports.facts import facts_for_ward
     from server.exports.indicators import INDICATOR_NAMES, WARD, Report, pct
 
     config = ward()
-    facts = load_facts(db, scope.project_id(), timezone=current_app.config["TIMEZONE"],
-                       config=current_app.extensions["matcher"])
+    # the facts the exports use, reused while the data are unchanged: a dashboard opened
+    # again (or after a download) does not load and parse every submission again
+    facts = facts_for_ward(db, scope.project_id(), config, as_of=None,
+                           timezone=current_app.config["TIMEZONE"])
     report = Report(facts, config)
     status = report.status(period.end)
     activity = report.activity(period)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from email.utils import formatdate
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, make_response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from server.errors import DomainError, NotFound, TooLarge
@@ -106,7 +106,15 @@ def register_error_pages(app: Flask) -> None:
             if central.wants_json():
                 return central.error_body(exc)
             return add_openrosa_headers(error_response(exc))
-        return exc
+        if exc.code is None or exc.code < 400:
+            return exc  # a redirect raised by routing (a missing trailing slash)
+        from server.web import error_page  # people's pages: the same page as inside the UI
+
+        response = make_response(error_page(exc))
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value  # Allow, Retry-After
+        return response
 
 
 from server.openrosa import views  # noqa: E402,F401  (registers the routes)

@@ -291,7 +291,8 @@ class EntityProblem(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     submission_version_id: Mapped[int | None] = mapped_column(ForeignKey("submission_versions.id"))
-    entity_id: Mapped[str | None] = mapped_column(String(36))
+    # matching asks, at ingest, whether a household's problem is already recorded
+    entity_id: Mapped[str | None] = mapped_column(String(36), index=True)
     kind: Mapped[str] = mapped_column(String(30))
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -574,7 +574,8 @@ def reports_list(project_id):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="folder (default: exports/issued-<ID>/)")
 def reports_get(report_id, out):
-    """Write an issued report's files, byte for byte as issued, and print their paths."""
+    """Write an issued report's files, byte for byte as issued (save names erased since on
+    request), and print their paths."""
     from server.exports import issued, run
 
     with app_session(write=False) as (app, session):
@@ -643,8 +644,9 @@ def erase_household(household_id, member, member_id, reason, as_user, yes):
     from server.domain import erasure
 
     _erase(lambda app, session: erasure.erase_household(
-        session, household_id=household_id, actor=_actor(session, as_user), reason=reason,
-        member=member, member_id=member_id, streets=_streets(app)), yes)
+        session, app.extensions["blobs"], household_id=household_id,
+        actor=_actor(session, as_user), reason=reason, member=member, member_id=member_id,
+        streets=_streets(app)), yes)
 
 
 @erase.command("submission")
@@ -658,7 +660,7 @@ def erase_submission(instance_id, project_id, reason, as_user, yes):
     from server.domain import erasure
 
     _erase(lambda app, session: erasure.erase_submission(
-        session, project_id=project_id, instance_id=instance_id,
+        session, app.extensions["blobs"], project_id=project_id, instance_id=instance_id,
         actor=_actor(session, as_user), reason=reason, streets=_streets(app)), yes)
 
 

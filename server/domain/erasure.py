@@ -29,6 +29,9 @@ What is blanked, and why:
   the household becomes "(đã xoá)", so that the support event keeps its E5 row;
 - the person's names and phone inside staff's free text about those submissions and households
   (review comments, decision notes, office notes): replaced by "[đã xoá]".
+- the same names and phone in the reports already issued (their CSV cells and workbook cells,
+  and their notes): replaced by "[đã xoá]", so that no archived copy keeps them; the reports'
+  rows and figures stay as issued.
 
 What stays: the address (the dwelling, kept as on a withdrawal so that the tổ knows it was
 surveyed), sex, relationships and every digital-status answer (the ward's counts; without a
@@ -66,6 +69,7 @@ from server.db.models import (
     HouseholdMember,
     HouseholdSnapshot,
     HouseholdStatus,
+    IssuedReportFile,
     MergeLogEntry,
     ReviewComment,
     ServiceCheck,
@@ -140,6 +144,7 @@ class _Found:
     files: set[str] = field(default_factory=set)
     versions: int = 0
     encrypted: int = 0
+    reports: int = 0  # issued report files rewritten
 
 
 def neutral_name(member_id: str | None, fallback: int | None = None) -> str:
@@ -191,11 +196,12 @@ class _People:
 # Entry points --------------------------------------------------------------------------------
 
 
-def erase_household(session: Session, *, household_id: str, actor: User, reason: str,
+def erase_household(session: Session, store, *, household_id: str, actor: User, reason: str,
                     member: str | None = None, member_id: str | None = None,
                     streets: dict[str, str] | None = None) -> Result:
     """Erase a whole household (head and members), or one member of it (`member` = the name as
-    it is written, case and diacritics aside, or `member_id`)."""
+    it is written, case and diacritics aside, or `member_id`). `store`: the blob store, where
+    issued reports naming the person are rewritten."""
     reason = _check(actor, reason)
     _secure_delete(session)
     hid = (household_id or "").strip().lower()
@@ -226,8 +232,8 @@ def erase_household(session: Session, *, household_id: str, actor: User, reason:
     for version, cut in plan:
         _scrub_version(session, version, cut, found)
     _neutral_members(member_rows)
-    _derived(session, canonical.project_id, cluster, [v for v, _c in plan], found, whole,
-             streets or {})
+    _derived(session, store, canonical.project_id, cluster, [v for v, _c in plan], found,
+             whole, streets or {})
     details = {"mode": "household" if person is None else "member",
                "household_id": canonical.id}
     if person is not None:
@@ -236,8 +242,8 @@ def erase_household(session: Session, *, household_id: str, actor: User, reason:
                    len(member_rows), details)
 
 
-def erase_submission(session: Session, *, project_id: int, instance_id: str, actor: User,
-                     reason: str, streets: dict[str, str] | None = None) -> Result:
+def erase_submission(session: Session, store, *, project_id: int, instance_id: str,
+                     actor: User, reason: str, streets: dict[str, str] | None = None) -> Result:
     """Erase every personal field of one submission (all its versions), whatever its form."""
     reason = _check(actor, reason)
     _secure_delete(session)
@@ -265,7 +271,7 @@ def erase_submission(session: Session, *, project_id: int, instance_id: str, act
     keys = {name_keys(n).k_ascii for n in found.people} - {""}
     member_rows = [m for m in people.rows if name_keys(m.name).k_ascii in keys]
     _neutral_members(member_rows)
-    _derived(session, project_id, cluster, versions, found, False, streets or {})
+    _derived(session, store, project_id, cluster, versions, found, False, streets or {})
     return _finish(session, actor, reason, hit.submission.instance_id, versions, found,
                    len(member_rows), {"mode": "submission"})
 
@@ -542,11 +548,14 @@ def _neutral_members(rows: Iterable[HouseholdMember]) -> None:
 # What was derived from the submissions -----------------------------------------------------
 
 
-def _derived(session: Session, project_id: int, cluster: set[str],
+def _derived(session: Session, store, project_id: int, cluster: set[str],
              versions: list[SubmissionVersion], found: _Found, whole: bool,
              streets: dict[str, str]) -> None:
-    """Entity, history and staff's free text of the household(s): with `whole`, the head's
-    properties go whoever the head is; otherwise only where they hold an erased name."""
+    """Entity, history, staff's free text and issued reports of the household(s): with
+    `whole`, the head's properties go whoever the head is; otherwise only where they hold an
+    erased name."""
+    from server.exports import issued  # the issued files' formats are the exports' business
+
     redact = redactor(found.names, found.phones)
     in_label = redactor(found.people, ())  # a name typed in a visit is not the household's
     head_keys = {name_keys(n).k_ascii for n in found.people} - {""}
@@ -593,6 +602,9 @@ def _derived(session: Session, project_id: int, cluster: set[str],
     for entry in session.scalars(select(AuditEntry).where(AuditEntry.target.in_(targets))):
         if entry.details:
             entry.details = _redact_json(entry.details, redact)
+    replaced = issued.redact_files(session, store, project_id, redact)
+    found.reports += len(replaced)
+    found.files |= set(replaced)  # their old bytes go as the erased photos' do
 
 
 def _keep_merges(session: Session, ids: list[str]) -> None:
@@ -648,7 +660,9 @@ def _finish(session: Session, actor: User, reason: str, target: str,
                        details={**details, "reason": reason, "submissions": submissions[:500],
                                 "n_submissions": len(submissions), "versions": found.versions,
                                 "fields": sorted(found.paths), "members": members,
-                                "files": len(found.files), "encrypted": found.encrypted})
+                                "files": len(found.files) - found.reports,
+                                "issued_report_files": found.reports,
+                                "encrypted": found.encrypted})
     session.add(entry)
     session.flush()
     for sha256 in found.files:
@@ -662,6 +676,8 @@ def _drop_blob_if_unused(session: Session, sha256: str) -> None:
         Attachment.blob_sha256 == sha256)) or 0
     used += session.scalar(select(func.count()).select_from(FormMedia).where(
         FormMedia.blob_sha256 == sha256)) or 0
+    used += session.scalar(select(func.count()).select_from(IssuedReportFile).where(
+        IssuedReportFile.sha256 == sha256)) or 0
     if not used:
         session.execute(delete(BlobContent).where(BlobContent.sha256 == sha256))
         session.execute(delete(Blob).where(Blob.sha256 == sha256))

@@ -4,13 +4,18 @@ Issuing computes the report "as of" the moment it is issued (submissions uploade
 decisions made after that moment are ignored, now and in any later re-run), writes its CSV
 files (UTF-8 with BOM) and its .xlsx workbook, and keeps each file in the blob store. A later
 download returns those stored bytes, never a re-computation, so late uploads that change the
-live figures cannot change what the office already sent.
+live figures cannot change what the office already sent. The one change an issued file ever
+sees is an erasure on request (domain §2.8): the person's names and phone leave its cells.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import tempfile
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from server.db.models import IssuedReport, IssuedReportFile, utcnow
 from server.exports.run import ExportError, Period, report_tables, write_tables
-from server.exports.tables import Table
+from server.exports.tables import BOM, Table
 
 #: Report kinds that can be issued: the office's reports, not raw data or work queues.
 ISSUABLE = ("indicators", "households", "activity")
@@ -108,3 +113,56 @@ def write_files(session: Session, store, report: IssuedReport, out: Path) -> lis
         path.write_bytes(store.get(session, f.sha256))
         paths.append(path)
     return paths
+
+
+def redact_files(session: Session, store, project_id: int, redact: Callable[[str], str]
+                 ) -> list[str]:
+    """An erasure on request (domain §2.8) reaches the reports already issued: every text cell
+    (and note) naming the person is redacted, the figures and rows stay. Returns the sha256 of
+    the files replaced, for the caller to drop once nothing refers to them."""
+    replaced = []
+    for report in reports(session, project_id):
+        report.note = redact(report.note or "")
+        for f in report.files:
+            data = store.get(session, f.sha256)
+            new = _redacted(f.name, data, redact)
+            if new == data:
+                continue
+            replaced.append(f.sha256)
+            blob = store.put(session, new)
+            f.sha256, f.size = blob.sha256, len(new)
+    session.flush()
+    return replaced
+
+
+def _redacted(name: str, data: bytes, redact: Callable[[str], str]) -> bytes:
+    def cell(value: str) -> str:
+        new = redact(value)  # which also brings the text to NFC: only a match changes a cell
+        return value if new == unicodedata.normalize("NFC", value) else new
+
+    if name.endswith(".csv"):
+        text = data.decode("utf-8")
+        bom = text.startswith(BOM)
+        rows = list(csv.reader(io.StringIO(text[len(BOM):] if bom else text, newline="")))
+        redacted = [[cell(v) for v in row] for row in rows]
+        if redacted == rows:
+            return data  # no cell names the person: the issued bytes stay as they are
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\r\n").writerows(redacted)  # as the export wrote it
+        return ((BOM if bom else "") + out.getvalue()).encode("utf-8")
+    if name.endswith(".xlsx"):
+        from openpyxl import load_workbook
+
+        book = load_workbook(io.BytesIO(data))
+        changed = False
+        for sheet in book.worksheets:
+            for row in sheet.iter_rows():
+                for c in row:
+                    if isinstance(c.value, str) and (new := cell(c.value)) != c.value:
+                        c.value, changed = new, True
+        if not changed:
+            return data
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+    return data

@@ -75,7 +75,7 @@ def erase_household(hid: str):
             who = inp.who.data
             try:
                 result = erasure.erase_household(
-                    db, household_id=e.id, actor=g.actor, reason=inp.reason.data,
+                    db, blob_store(), household_id=e.id, actor=g.actor, reason=inp.reason.data,
                     member_id=None if who == WHOLE else who, streets=_streets())
             except erasure.ErasureError as exc:
                 db.rollback()
@@ -99,8 +99,8 @@ def erase_submission(sid: int):
         if inp.validate_on_submit():
             try:
                 result = erasure.erase_submission(
-                    db, project_id=form.project_id, instance_id=sub.instance_id, actor=g.actor,
-                    reason=inp.reason.data, streets=_streets())
+                    db, blob_store(), project_id=form.project_id, instance_id=sub.instance_id,
+                    actor=g.actor, reason=inp.reason.data, streets=_streets())
             except erasure.ErasureError as exc:
                 db.rollback()
                 error = _("Không xoá được: %(reason)s", reason=str(exc))

@@ -207,6 +207,57 @@ def test_merged_household_stays_merged_after_erasure_and_a_rerun(app, ward, add_
     assert HEAD not in _dump(app)
 
 
+def test_issued_reports_lose_the_names_and_keep_their_rows(app, ward, collect, xforms, cli,
+                                                          tmp_path):
+    from openpyxl import load_workbook
+
+    hid, _survey, _visit = _household(collect, xforms)
+    for kind in ("households", "activity", "indicators"):
+        result = cli("reports", "issue", kind, "--period", "2026-11",
+                     "--note", f"gửi kèm hồ sơ {HEAD}")
+        assert result.exit_code == 0, result.output
+
+    def issued(report_id: int, tag: str) -> dict[str, bytes]:
+        out = tmp_path / f"issued-{report_id}-{tag}"
+        assert cli("reports", "get", str(report_id), "--out", str(out)).exit_code == 0
+        return {p.name: p.read_bytes() for p in out.iterdir()}
+
+    before = {i: issued(i, "before") for i in (1, 2, 3)}
+    assert HEAD.encode() in before[1]["households_register.csv"]
+    assert MEMBER.encode() in before[1]["members_register.csv"]
+
+    assert _erase(cli, "household", hid).exit_code == 0
+    for needle in _forbidden((HEAD, MEMBER, PHONE)):
+        assert needle not in _raw_files(app), needle  # the issued CSVs included
+    after = {i: issued(i, "after") for i in (1, 2, 3)}
+    for i in (1, 2, 3):
+        assert after[i].keys() == before[i].keys()
+        for name, data in after[i].items():
+            if name.endswith(".xlsx"):
+                book = load_workbook(io.BytesIO(data), read_only=True)
+                cells = [str(v) for ws in book.worksheets for r in ws.iter_rows(values_only=True)
+                         for v in r if v is not None]
+                book.close()
+                assert not [v for v in cells if HEAD in v or MEMBER in v], name
+                continue
+            old = list(csv.reader(io.StringIO(before[i][name].decode("utf-8-sig"))))
+            new = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+            assert data.startswith(b"\xef\xbb\xbf") and len(new) == len(old), name
+            changed = [(a, b) for ra, rb in zip(old, new, strict=True)
+                       for a, b in zip(ra, rb, strict=True) if a != b]
+            assert all("[đã xoá]" in b for _a, b in changed), (name, changed)
+            if not changed:
+                assert data == before[i][name], name  # untouched files: the very same bytes
+    assert after[3] == before[3]  # the indicators name nobody: unchanged
+    register = list(csv.DictReader(io.StringIO(
+        after[1]["households_register.csv"].decode("utf-8-sig"))))
+    assert register[0]["head_name"] == "[đã xoá]" and register[0]["n_members"] == "2"
+    listing = cli("reports", "list").output
+    assert HEAD not in listing
+    [entry] = rows(app, AuditEntry, AuditEntry.action == "personal_data.erase")
+    assert entry.details["issued_report_files"] >= 2
+
+
 def test_erasing_one_submission_by_instance_id(app, ward, collect, xforms, cli, tmp_path):
     _household(collect, xforms)
     visit = rows(app, SubmissionVersion)[1]

@@ -664,6 +664,41 @@ def erase_submission(instance_id, project_id, reason, as_user, yes):
         actor=_actor(session, as_user), reason=reason, streets=_streets(app)), yes)
 
 
+@main.group()
+def blobs():
+    """The blob store (attachments, form media, issued reports)."""
+
+
+@blobs.command("sweep")
+@click.option("--older-than-hours", type=float, default=24.0, show_default=True,
+              help="leave younger files alone (uploads in progress)")
+@click.option("--dry-run", is_flag=True, help="count, delete nothing")
+def blobs_sweep(older_than_hours, dry_run):
+    """Delete blob files no row refers to (left by refused uploads or by crashes)."""
+    from sqlalchemy import select
+
+    from server.db.models import Blob
+    from server.storage import FileBlobStore
+
+    with app_session(write=False) as (app, session):
+        store = app.extensions["blobs"]
+        if not isinstance(store, FileBlobStore):
+            click.echo("the blobs are in the database (SERVER_BLOB_STORE=database): "
+                       "nothing to sweep")
+            return
+        engine = app.extensions["db"].engine
+
+        def referenced(names: list[str]) -> set[str]:
+            with engine.connect() as conn:  # committed rows as they are now
+                return set(conn.scalars(select(Blob.sha256).where(Blob.sha256.in_(names))))
+
+        done = store.sweep(referenced, older_than_s=older_than_hours * 3600, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{done.files} files looked at: {verb} {done.orphans} without a row and "
+               f"{done.temp} temporary ({done.bytes:,} bytes); {done.young} younger than "
+               f"{older_than_hours:g} h left alone")
+
+
 @main.command("backup")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 def backup_command(dest):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -63,23 +65,98 @@ class FileBlobStore:
         """The file alone, fsynced: may be done before the transaction that records it."""
         blob = _digests(data)
         target = self.path(blob.sha256)
-        if not target.exists():
-            target.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)  # atomic: a reader sees all of it or nothing
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            _fsync_dir(target.parent)
+        if target.exists():
+            try:  # fresh again: `sweep` leaves young files alone, this one is about to be used
+                os.utime(target)
+                return blob
+            except FileNotFoundError:
+                pass  # swept this very moment: written again below
+        target.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)  # atomic: a reader sees all of it or nothing
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
         return blob
 
     def get(self, session: Session, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+    def sweep(self, referenced: Callable[[list[str]], set[str]], *, older_than_s: float,
+              dry_run: bool = False) -> SweepResult:
+        """Delete the files no blob row refers to: bytes written for an upload that was then
+        refused, or by a request killed before its commit, and writers' temporary files.
+
+        A file younger than `older_than_s` is left alone: an upload may be between writing
+        its files and committing their rows (`write` makes a file it reuses young again).
+        An old orphan is first renamed aside, then checked once more (young again, or a row
+        committed meanwhile) and put back if so; only then are its bytes deleted.
+        `referenced(names)`: those of the digests that have a row, read at call time."""
+        result = SweepResult()
+        cutoff = time.time() - older_than_s
+        candidates: list[Path] = []
+        for path in sorted(self.root.glob("??/*")):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            result.files += 1
+            if stat.st_mtime > cutoff:
+                result.young += 1
+            elif path.name.startswith(".sweep-"):  # a sweep killed half-way: finish it
+                home = path.with_name(path.name.removeprefix(".sweep-"))
+                if referenced([home.name]) and not home.exists():
+                    os.replace(path, home)
+                elif not dry_run:
+                    path.unlink(missing_ok=True)
+            elif path.name.startswith(".tmp-"):  # a writer killed before its rename
+                result.temp += 1
+                result.bytes += stat.st_size
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+            elif len(path.name) == 64:
+                candidates.append(path)
+        for start in range(0, len(candidates), 1000):
+            batch = candidates[start:start + 1000]
+            known = referenced([p.name for p in batch])
+            for path in batch:
+                if path.name not in known:
+                    result.bytes += self._drop_orphan(path, referenced, cutoff, dry_run)
+                    result.orphans += 1
+        return result
+
+    def _drop_orphan(self, path: Path, referenced, cutoff: float, dry_run: bool) -> int:
+        size = path.stat().st_size if path.exists() else 0
+        if dry_run:
+            return size
+        aside = path.with_name(f".sweep-{path.name}")
+        try:
+            os.replace(path, aside)  # a writer now finds no file and writes it again
+        except FileNotFoundError:
+            return 0
+        if aside.stat().st_mtime > cutoff or referenced([path.name]):
+            if path.exists():  # written again meanwhile: the same bytes
+                aside.unlink()
+            else:
+                os.replace(aside, path)
+            return 0
+        aside.unlink()
+        return size
+
+
+@dataclass
+class SweepResult:
+    files: int = 0  # files looked at
+    orphans: int = 0  # files without a row, deleted (or that would be, on a dry run)
+    temp: int = 0  # writers' temporary files, deleted
+    young: int = 0  # left alone: younger than the threshold
+    bytes: int = 0  # bytes freed
 
 
 class DatabaseBlobStore:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import pytest
 
-from server.db.models import Blob, BlobContent
+from server.db.models import Attachment, Blob, BlobContent
 from server.storage import DatabaseBlobStore, FileBlobStore, make_blob_store
 from tests.openrosa.conftest import rows
 
@@ -72,3 +74,104 @@ def test_submissions_with_database_store(make_app):
 def test_healthz(app):
     response = app.test_client().get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def _age(path, hours: float) -> None:
+    then = time.time() - hours * 3600
+    os.utime(path, (then, then))
+
+
+def test_sweep_deletes_old_orphans_and_keeps_rows_and_young_files(tmp_path):
+    store = FileBlobStore(tmp_path)
+    kept, orphan, young = (store.write(f"blob {i}".encode()) for i in range(3))
+    for blob in (kept, orphan):
+        _age(store.path(blob.sha256), 48)
+    killed_writer = store.path(kept.sha256).parent / ".tmp-abc123"
+    killed_writer.write_bytes(b"half a phot")
+    _age(killed_writer, 48)
+    asked = []
+
+    def referenced(names):
+        asked.extend(names)
+        return {n for n in names if n == kept.sha256}
+
+    dry = store.sweep(referenced, older_than_s=24 * 3600, dry_run=True)
+    assert (dry.orphans, dry.temp, dry.young) == (1, 1, 1)
+    assert store.path(orphan.sha256).exists() and killed_writer.exists()
+
+    done = store.sweep(referenced, older_than_s=24 * 3600)
+    assert (done.orphans, done.temp, done.young, done.files) == (1, 1, 1, 4)
+    assert not store.path(orphan.sha256).exists() and not killed_writer.exists()
+    assert store.path(kept.sha256).read_bytes() == b"blob 0"
+    assert store.path(young.sha256).read_bytes() == b"blob 2"
+    assert young.sha256 not in asked  # young files are not even looked up
+    assert not list(tmp_path.rglob(".sweep-*"))
+
+
+def test_a_reused_old_file_is_young_again_and_a_swept_one_is_written_again(tmp_path):
+    store = FileBlobStore(tmp_path)
+    blob = store.write(b"the same photo, sent again")
+    _age(store.path(blob.sha256), 48)
+    store.write(b"the same photo, sent again")  # an upload about to commit its row
+    assert store.sweep(lambda names: set(), older_than_s=24 * 3600).orphans == 0
+    assert store.path(blob.sha256).exists()
+
+    _age(store.path(blob.sha256), 48)
+    assert store.sweep(lambda names: set(), older_than_s=24 * 3600).orphans == 1
+    store.write(b"the same photo, sent again")
+    assert store.path(blob.sha256).read_bytes() == b"the same photo, sent again"
+
+
+def test_a_row_committed_while_sweeping_keeps_its_file(tmp_path):
+    store = FileBlobStore(tmp_path)
+    blob = store.write(b"committed meanwhile")
+    _age(store.path(blob.sha256), 48)
+    answers = iter([set(), {blob.sha256}])  # unknown at first, committed at the re-check
+    assert store.sweep(lambda names: next(answers), older_than_s=3600).bytes == 0
+    assert store.path(blob.sha256).read_bytes() == b"committed meanwhile"
+
+
+def test_a_sweep_killed_half_way_is_finished_by_the_next(tmp_path):
+    store = FileBlobStore(tmp_path)
+    wanted, unwanted = store.write(b"wanted"), store.write(b"unwanted")
+    for blob in (wanted, unwanted):
+        path = store.path(blob.sha256)
+        path.rename(path.with_name(f".sweep-{blob.sha256}"))
+    store.sweep(lambda names: {n for n in names if n == wanted.sha256}, older_than_s=0)
+    assert store.path(wanted.sha256).read_bytes() == b"wanted"
+    assert not store.path(unwanted.sha256).exists()
+    assert not list(tmp_path.rglob(".sweep-*"))
+
+
+def test_blobs_sweep_command_removes_what_a_refused_upload_left(app, ward, collect, cli):
+    from tests.openrosa.conftest import PHOTO_FORM_MD, publish, xform_from_md
+    from tests.openrosa.test_submission import PHOTO, photo_instance
+
+    xml = xform_from_md(PHOTO_FORM_MD)
+    publish(app, xml)
+    iid = "uuid:6a1c2f0e-5b7d-4c3e-9f10-2b8d7e6a5c41"
+    assert collect.submit(photo_instance(xml, instance_id=iid), {"photo.jpg": PHOTO})[0].status \
+        == 201
+    refused = photo_instance(xml, name="Trần Thị Lan", instance_id=iid)
+    assert collect.submit(refused, {"photo.jpg": b"written, then refused"})[0].status == 409
+    store = app.extensions["blobs"]
+    left = store.path(hashlib.sha256(b"written, then refused").hexdigest())
+    assert left.exists()  # its bytes were fsynced before the refusal
+
+    result = cli("blobs", "sweep")
+    assert result.exit_code == 0 and "deleted 0 without a row" in result.output
+    for path in store.root.rglob("*"):
+        if path.is_file():
+            _age(path, 30)
+    result = cli("blobs", "sweep", "--dry-run")
+    assert "would delete 1 without a row" in result.output and left.exists()
+    result = cli("blobs", "sweep")
+    assert "deleted 1 without a row" in result.output, result.output
+    assert not left.exists()
+    session = app.extensions["db"].session()
+    try:
+        for att in rows(app, Attachment):
+            if att.blob_sha256:
+                assert store.get(session, att.blob_sha256)  # everything stored is still there
+    finally:
+        session.close()

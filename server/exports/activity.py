@@ -33,17 +33,17 @@ from server.exports.facts import (
     SnapshotFact,
     VisitFact,
     Volunteer,
-    _subject,
+    completion_subject,
     facts_for_ward,
 )
 from server.exports.indicators import (
     WARD,
     Period,
     Report,
-    _change,
-    _group_visits,
+    distinct_visits,
     parse_period,
     pct,
+    percentage_point_change,
     period_bounds,
 )
 from server.exports.tables import Table
@@ -152,7 +152,7 @@ class _Index:
                     # a new household that turned out to exist already (§6.6)
                     self.duplicates.add(s.submission_id)
             # A07/A08 as the indicators count them, credited to whoever promised the date
-            for (volunteer, day), due in _group_visits(h).items():
+            for (volunteer, day), due in distinct_visits(h).items():
                 if due is not None:
                     met = any(day < v.visit_date <= due + grace for v in h.visits)
                     self.work[volunteer].followups.append((due, met))
@@ -227,7 +227,7 @@ def _figures(works: Iterable[_Work], index: _Index, start: dt.date, end: dt.date
                 f.verified += 1
                 f.verified_ok += e.verified
             if e.is_completion and e.service_code:
-                who = _subject(e)
+                who = completion_subject(e)
                 f.households_helped.add(v.household_id)
                 if not e.is_household_level:
                     f.people_helped.add(who)
@@ -308,8 +308,8 @@ class Activity:
             p.type, p.start.isoformat(), p.end.isoformat(), scope, self.report.tdp_name(scope),
             len(team), len(active), trained, len(f.visits),
             len(f.households_helped), len(f.people_helped), sum(f.unique.values()), f.minutes,
-            f.due, f.on_time, *i02, _change(i02[1], i02[0]), value(start, "I03"),
-            value(end, "I03"), *i04, _change(i04[1], i04[0]), value(start, "I06"),
+            f.due, f.on_time, *i02, percentage_point_change(i02[1], i02[0]), value(start, "I03"),
+            value(end, "I03"), *i04, percentage_point_change(i04[1], i04[0]), value(start, "I06"),
             value(end, "I06"), one_decimal(len(f.households_helped), len(active)),
         ]
 

@@ -712,7 +712,7 @@ def _events(visit: VisitFact, blocks: list[dict[str, str]], h: HouseholdFact,
     ]
 
 
-def _subject(event: ServiceEvent) -> tuple:
+def completion_subject(event: ServiceEvent) -> tuple:
     """Who a completion is about: the household for household-level services, else the
     member (an unmatched free-text name by its tone key within its household)."""
     hid = event.visit.household_id
@@ -730,7 +730,7 @@ def _mark_unique(events: Sequence[ServiceEvent]) -> None:
     ordered = sorted((e for e in events if e.is_completion and e.service_code),
                      key=lambda e: (*e.visit.order_key(), e.row))
     for e in ordered:
-        key: tuple = (_subject(e), e.service_code)
+        key: tuple = (completion_subject(e), e.service_code)
         if e.service_code in RECURRING_SERVICES:
             key = (*key, e.visit.visit_date)
         if key not in seen:

@@ -442,7 +442,7 @@ def _count_volunteers(c: ScopeStatus, facts: Facts, day: dt.date,
             c["I07"].add(v.trained_between(start, day))
 
 
-def _group_visits(h: HouseholdFact) -> dict[tuple[str, dt.date], dt.date | None]:
+def distinct_visits(h: HouseholdFact) -> dict[tuple[str, dt.date], dt.date | None]:
     """§6.6 visits = distinct (volunteer, date); same-day submissions are combined, and the
     visit's follow-up is the earliest one promised."""
     visits: dict[tuple[str, dt.date], dt.date | None] = {}
@@ -470,7 +470,7 @@ class _Flows:
 
 
 def _flows(h: HouseholdFact, grace: int) -> _Flows:
-    visits = _group_visits(h)
+    visits = distinct_visits(h)
     grace_days = dt.timedelta(days=grace)
     return _Flows(
         surveys=sorted(s.survey_date for s in h.snapshots), created=h.first_created,
@@ -589,7 +589,7 @@ def pct(num: int, den: int) -> str:
     return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def _change(value: str, prev: str) -> str:
+def percentage_point_change(value: str, prev: str) -> str:
     if value == "" or prev == "":
         return ""
     return str((Decimal(value) - Decimal(prev)).quantize(Decimal("0.1")))
@@ -745,7 +745,7 @@ class Report:
         value, before = pct(cur.num, cur.den), pct(prev.num, prev.den)
         return [cur.num, cur.den, cur.unknown, value,
                 "" if target_pct is None else f"{target_pct:.1f}", rule,
-                _met(rule, target_pct, cur, prev), before, _change(value, before)]
+                _met(rule, target_pct, cur, prev), before, percentage_point_change(value, before)]
 
     # E2 -------------------------------------------------------------------------------------
 

@@ -126,3 +126,24 @@ def cli(app, monkeypatch):
 
     run.app = app
     return run
+
+
+@pytest.fixture
+def fetched_batches(monkeypatch) -> list[int]:
+    """Exports read their rows two at a time; the size of each batch the database hands over
+    is appended to the returned list as it happens."""
+    from sqlalchemy.engine import Result
+
+    from server.exports import raw
+
+    monkeypatch.setattr(raw, "_BATCH", 2)
+    fetched: list[int] = []
+    original = Result.partitions
+
+    def counting(self, size=None):
+        for part in original(self, size):
+            fetched.append(len(part))
+            yield part
+
+    monkeypatch.setattr(Result, "partitions", counting)
+    return fetched

@@ -13,11 +13,9 @@ from datetime import UTC, date, datetime
 import pytest
 from lxml import etree
 from sqlalchemy import update
-from sqlalchemy.engine import Result
 
 from server.db.models import Submission, User
 from server.domain.forms import get_form
-from server.exports import raw
 from server.exports.raw import RawFilters, raw_count, raw_tables, write_zip
 from server.exports.tables import csv_chunks, write_csv
 from tests.openrosa.conftest import publish, rows, xform_from_md
@@ -518,18 +516,9 @@ def test_zip_media_follow_the_filter(app, form_xml, collect, tmp_path):
 # --- memory ----------------------------------------------------------------------------------
 
 
-def test_rows_stream_in_batches_without_materialising(app, form_xml, collect, monkeypatch):
+def test_rows_stream_in_batches_without_materialising(app, form_xml, collect, fetched_batches):
     keys = [send(collect, {"g_info/hh_name": f"hộ {n}"}, [("A", "1", [])]) for n in range(7)]
-    monkeypatch.setattr(raw, "_BATCH", 2)
-    fetched: list[int] = []
-    original = Result.partitions
-
-    def counting(self, size=None):
-        for part in original(self, size):
-            fetched.append(len(part))
-            yield part
-
-    monkeypatch.setattr(Result, "partitions", counting)
+    fetched = fetched_batches
     with Export(app) as ex:
         for table in ex.tables(split_select_multiples=True)[:2]:  # root and members
             fetched.clear()

@@ -15,18 +15,16 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from server.db.models import ServiceCheck, Submission, User, VolunteerTraining
-from server.domain import accounts
-from server.domain.ward import AWARD_METRICS, AwardConfig, Tdp, load_ward_config, parse_ward_config
+from server.db.models import ServiceCheck, Submission, VolunteerTraining
+from server.domain.ward import AWARD_METRICS, AwardConfig, parse_ward_config
 from server.exports.activity import E6_COLUMNS, activity_tables, award_tables
 from server.exports.indicators import report_tables
 from server.exports.run import REPORT_TABLES
 from tests.exports.test_indicators import (
     BASIC,
     Built,
-    Clock,
     _member_ids,
     _office,
     _survey,
@@ -34,11 +32,10 @@ from tests.exports.test_indicators import (
     _visit,
     at,
     member,
+    start_ward,
 )
 from tests.exports.test_registers import E5_HEADER
 from tests.openrosa.test_households import add
-from tests.support.collect import Collect, FlaskTransport
-from tests.support.factories import make_ward
 from tests.unit.test_ward import MINIMAL
 
 E6_HEADER = (
@@ -80,33 +77,10 @@ def build_activity_ward(app, monkeypatch) -> Built:
     H4 (tdp01) surveyed by vol2 on 1 Dec at 00:30 in Vietnam (30 Nov 17:30 UTC): December.
     The office confirmed V1's VNeID for An.
     """
-    clock = Clock()
-    monkeypatch.setattr("server.domain.submissions.utcnow", clock)
-    w = make_ward(app)
-    session = app.extensions["db"].session(write=True)
-    try:
-        tokens = {"vol1": w.token}
-        for username, team, display in (("vol2", "tdp01", "Lò Văn Tám"),
-                                        ("vol3", "tdp02", "Đinh Thị Hà"),
-                                        ("volw", "ward", "Vi Văn Phường")):
-            user = accounts.create_user(session, username, "volunteer", project_id=w.project_id,
-                                        team=team, display_name=display).user
-            tokens[username] = accounts.collect_token(session, user, app.config["SECRET_KEY"])
-        session.execute(update(User).where(User.project_id == w.project_id)
-                        .values(created_at=at("2026-01-05T00:00:00")))
-        session.execute(update(User).where(User.username == "sup1").values(active=False))
-        session.commit()
-    finally:
-        session.close()
-    clients = {name: Collect(f"http://localhost/v1/key/{token}/projects/{w.project_id}",
-                             FlaskTransport(app)) for name, token in tokens.items()}
-    xforms = {f["formID"]: clients["vol1"].download_form(f) for f in clients["vol1"].form_list()}
-    base = load_ward_config(Path(app.config["WARD_CONFIG"]))
-    ward = dataclasses.replace(base, tdps=(
-        Tdp("tdp01", "Tổ dân phố 1", "Residential group 1", 10),
-        Tdp("tdp02", "Tổ dân phố 2", "Residential group 2", 8)))
-    b = Built(app=app, ward=ward, project_id=w.project_id, clock=clock, clients=clients,
-              xforms=xforms)
+    b = start_ward(app, monkeypatch, [("vol2", "tdp01", "Lò Văn Tám"),
+                                      ("vol3", "tdp02", "Đinh Thị Hà"),
+                                      ("volw", "ward", "Vi Văn Phường")],
+                   {"tdp01": 10, "tdp02": 8}, inactive=("sup1",))
 
     b.hh["H1"] = _survey(
         b, "vol1", "2026-10-05T03:00:00", tdp="tdp01", head="Nguyễn Văn An", year=1970,
@@ -134,7 +108,7 @@ def build_activity_ward(app, monkeypatch) -> Built:
         blocks=[{"svc_code": "biz_qr", "svc_level": "household", "svc_outcome": "done"}])
     b.alias_b = _survey(b, "vol1", "2026-11-09T03:00:00", survey_date="2026-11-09",
                         location="21.81 105.21 0 4", **h2)
-    b.members.update(_member_ids(clients["vol1"]))
+    b.members.update(_member_ids(b.clients["vol1"]))
     an, binh = b.members["Nguyễn Văn An"], b.members["Trần Thị Bình"]
     dung, hanh = b.members["Lê Văn Dũng"], b.members["Đỗ Thị Hạnh"]
     h1 = {"entity_id": b.hh["H1"], "tdp": "tdp01"}

@@ -177,6 +177,39 @@ def _user_id(b: Built, username: str) -> int:
         session.close()
 
 
+def start_ward(app, monkeypatch, volunteers: list[tuple[str, str, str]],
+               official: dict[str, int], inactive: tuple[str, ...] = ()) -> Built:
+    """The fixture ward before its households: vol1 (tdp01) and `volunteers` (username, team,
+    display name), all created on 5 Jan 2026 (`inactive` ones revoked), a Collect for each,
+    the tổ with their official household counts, and the clock of the server's uploads."""
+    clock = Clock()
+    monkeypatch.setattr("server.domain.submissions.utcnow", clock)
+    w = make_ward(app)
+    session = app.extensions["db"].session(write=True)
+    try:
+        tokens = {"vol1": w.token}
+        for username, team, display in volunteers:
+            user = accounts.create_user(session, username, "volunteer", project_id=w.project_id,
+                                        team=team, display_name=display).user
+            tokens[username] = accounts.collect_token(session, user, app.config["SECRET_KEY"])
+        session.execute(update(User).where(User.project_id == w.project_id)
+                        .values(created_at=at("2026-01-05T00:00:00")))
+        if inactive:
+            session.execute(update(User).where(User.username.in_(inactive)).values(active=False))
+        session.commit()
+    finally:
+        session.close()
+    clients = {name: Collect(f"http://localhost/v1/key/{token}/projects/{w.project_id}",
+                             FlaskTransport(app)) for name, token in tokens.items()}
+    xforms = {f["formID"]: clients["vol1"].download_form(f) for f in clients["vol1"].form_list()}
+    base = load_ward_config(Path(app.config["WARD_CONFIG"]))
+    ward = dataclasses.replace(base, tdps=tuple(
+        Tdp(code, f"Tổ dân phố {int(code[3:])}", f"Residential group {int(code[3:])}", n)
+        for code, n in official.items()))
+    return Built(app=app, ward=ward, project_id=w.project_id, clock=clock, clients=clients,
+                 xforms=xforms)
+
+
 def build_ward(app, monkeypatch) -> Built:
     """The fixture ward. Ages are 2026 − birth year; adults are 15+.
 
@@ -199,32 +232,9 @@ def build_ward(app, monkeypatch) -> Built:
     Volunteers: vol1 (tdp01, trained Mar 2026), sup1 (leader tdp01, untrained), vol2 (tdp02,
     trained Dec 2025), volw (ward level, trained 10 Nov 2026).
     """
-    clock = Clock()
-    monkeypatch.setattr("server.domain.submissions.utcnow", clock)
-    w = make_ward(app)
-    session = app.extensions["db"].session(write=True)
-    try:
-        tokens = {"vol1": w.token}
-        for username, team, display in (("vol2", "tdp02", "Lò Văn Tám"),
-                                        ("volw", "ward", "Đinh Thị Hà")):
-            user = accounts.create_user(session, username, "volunteer", project_id=w.project_id,
-                                        team=team, display_name=display).user
-            tokens[username] = accounts.collect_token(session, user, app.config["SECRET_KEY"])
-        session.execute(update(User).where(User.project_id == w.project_id)
-                        .values(created_at=at("2026-01-05T00:00:00")))
-        session.commit()
-    finally:
-        session.close()
-    clients = {name: Collect(f"http://localhost/v1/key/{token}/projects/{w.project_id}",
-                             FlaskTransport(app)) for name, token in tokens.items()}
-    xforms = {f["formID"]: clients["vol1"].download_form(f) for f in clients["vol1"].form_list()}
-    base = load_ward_config(Path(app.config["WARD_CONFIG"]))
-    ward = dataclasses.replace(base, tdps=(
-        Tdp("tdp01", "Tổ dân phố 1", "Residential group 1", 10),
-        Tdp("tdp02", "Tổ dân phố 2", "Residential group 2", 8),
-        Tdp("tdp03", "Tổ dân phố 3", "Residential group 3", 5)))
-    b = Built(app=app, ward=ward, project_id=w.project_id, clock=clock, clients=clients,
-              xforms=xforms)
+    b = start_ward(app, monkeypatch, [("vol2", "tdp02", "Lò Văn Tám"),
+                                      ("volw", "ward", "Đinh Thị Hà")],
+                   {"tdp01": 10, "tdp02": 8, "tdp03": 5})
 
     b.hh["H1"] = _survey(
         b, "vol1", "2026-10-05T03:00:00", tdp="tdp01", head="Nguyễn Văn An", year=1970,
@@ -291,7 +301,7 @@ def build_ward(app, monkeypatch) -> Built:
         visit_date="2026-11-06", minutes=15, satisfaction="na", mode="remote",
         blocks=[{"svc_code": "dvc_account", "svc_level": "person",
                  "svc_member_other": "Le Thi Mai", "svc_outcome": "done"}])
-    b.members.update(_member_ids(clients["vol1"]))
+    b.members.update(_member_ids(b.clients["vol1"]))
     b.visits["V1"] = _visit(
         b, "vol1", "2026-11-10T03:00:00", entity_id=b.hh["H1"], tdp="tdp01",
         visit_date="2026-11-10", minutes=40, satisfaction="very", followup="2026-11-20",
@@ -320,7 +330,7 @@ def build_ward(app, monkeypatch) -> Built:
                         vneid="l2", dvc="yes", cashless="yes", ehealth="yes"),
                  member("Đỗ Thị Lan", 1992, "female", "spouse", smartphone="yes",
                         skills=BASIC, vneid="l1", dvc="dk", cashless="dk", bdhvs="dk")])
-    b.members.update(_member_ids(clients["vol2"]))
+    b.members.update(_member_ids(b.clients["vol2"]))
     hai, lan = b.members["Đỗ Văn Hải"], b.members["Đỗ Thị Lan"]
     b.visits["V4"] = _visit(
         b, "vol2", "2026-11-14T03:00:00", entity_id=b.hh["H5"], tdp="tdp02",

@@ -765,6 +765,9 @@ def serve(host, port, workers):
             "--workers", str(workers), "--timeout", "120", "--graceful-timeout", "30",
             # threads: a phone uploading slowly over 3G must not hold a whole worker
             "--worker-class", "gthread", "--threads", "8",
+            # gunicorn's control socket (add workers, reload, stop) is not used here: off, and
+            # two servers on one host would otherwise share ~/.gunicorn/gunicorn.ctl
+            "--no-control-socket",
             "server.wsgi:app"]  # no access log: token URLs must not reach logs
     os.execv(sys.executable, args)  # noqa: S606 (replaces this process with gunicorn)
 

@@ -89,7 +89,7 @@ class Served:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
              str(WORKERS), "--worker-class", "gthread", "--threads", "8", "--timeout", "120",
-             app_spec],
+             "--no-control-socket", app_spec],
             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
             try:

@@ -23,7 +23,8 @@ def served(make_app, tmp_path):
     app = make_app()  # prepares an empty database (SQLite file or the PostgreSQL test database)
     env = {**os.environ, "SERVER_DATA_DIR": app.config["DATA_DIR"],
            "SERVER_DATABASE_URL": app.config["DATABASE_URL"], "SERVER_VALIDATE_FORMS": "0",
-           "SERVER_ADMIN_PASSWORD": "admin password 1"}
+           "SERVER_ADMIN_PASSWORD": "admin password 1", "HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
     app.extensions["db"].dispose()
 
     def cli(*args):
@@ -48,6 +49,9 @@ def served(make_app, tmp_path):
         else:
             pytest.fail("server did not start: " + server.stderr.read1().decode())
         yield url
+        # gunicorn's control socket (~/.gunicorn/gunicorn.ctl, able to stop or reload the
+        # server) stays off: nothing the product uses, and shared by every server on a host
+        assert not (tmp_path / "home" / ".gunicorn").exists()
     finally:
         server.terminate()
         server.wait(timeout=30)

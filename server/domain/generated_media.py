@@ -60,29 +60,41 @@ def scope_of(user: User) -> str | None:
 
 
 class ListCache:
-    """A small LRU of generated files, keyed by everything that decides their bytes."""
+    """The generated lists, one entry per list (project, file, scope): its latest revision.
+
+    Why not every revision seen: each change to a household makes a new revision, and the
+    ward's households.csv of 8,000 rows is a megabyte or two; kept per revision, a day of
+    uploads would pile hundreds of stale copies into every worker."""
 
     def __init__(self, size: int = 512):
-        self._items: OrderedDict[tuple, Generated] = OrderedDict()
-        self._size = size
+        self._items: OrderedDict[tuple, tuple[int, Generated]] = OrderedDict()
+        self._size = size  # lists kept: scopes × files × projects
         self._lock = threading.Lock()
 
-    def get_or_build(self, key: tuple, build, keep=lambda: True) -> Generated:
-        """The cached file for `key`, or a new one, kept for later only when `keep()`."""
+    def get_or_build(self, key: tuple, revision: int, build,
+                     keep=lambda: True) -> Generated:
+        """The list `key` as of `revision`, cached or built; a new one replaces an older
+        revision of the same list, only when `keep()`."""
         with self._lock:
             hit = self._items.get(key)
-            if hit is not None:
+            if hit is not None and hit[0] == revision:
                 self._items.move_to_end(key)
-                return hit
+                return hit[1]
         data = build()
         item = Generated(data, hashlib.md5(data).hexdigest())  # noqa: S324 (OpenRosa's hash)
         if not keep():
             return item
         with self._lock:
-            self._items[key] = item
+            held = self._items.get(key)
+            if held is None or held[0] < revision:  # a slower, older build never wins
+                self._items[key] = (revision, item)
+                self._items.move_to_end(key)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return item
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def volunteers_csv(session: Session, project_id: int) -> bytes:
@@ -125,6 +137,6 @@ def render(session: Session, cache: ListCache, filename: str, project_id: int,
     # It is kept under `rev` only when the revision did not move meanwhile: every process
     # then caches the same bytes for the same revision.
     return cache.get_or_build(
-        (project_id, filename, scope, rev),
+        (project_id, filename, scope), rev,
         lambda: builders[filename](session, project_id, scope),
         keep=lambda: entities.revision(session, project_id, HOUSEHOLDS) == rev)

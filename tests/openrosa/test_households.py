@@ -9,7 +9,7 @@ import uuid
 
 from server.db.models import DedupePair, Entity, MergeLogEntry, SubmissionVersion
 from tests.openrosa.conftest import rows
-from tests.openrosa.test_entities import households_csv, survey
+from tests.openrosa.test_entities import households_csv, manifest_hash, survey
 
 
 def add(collect, xforms, head, *, house="15", phone="", tdp="tdp01", year="1975",
@@ -165,3 +165,15 @@ def test_one_phone_on_three_households_is_flagged(app, collect, xforms):
         add(collect, xforms, head, year=year, house=year[-2:], phone="0977222333")
     assert len(live(app)) == 3
     assert [p.kind for p in rows(app, EntityProblem)] == ["review_shared_phone"]
+
+
+def test_the_list_cache_keeps_one_copy_of_each_list(app, collect, xforms):
+    """Every change makes a new households.csv; a worker keeps the latest of each list, not
+    a copy per revision that nobody will ask for again."""
+    cache = app.extensions["list_cache"]
+    for n, head in enumerate(("Nguyễn Văn Một", "Trần Thị Hai", "Lê Văn Ba", "Phạm Thị Bốn")):
+        add(collect, xforms, head, house=str(40 + n))
+        assert [r["head_name"] for r in households_csv(collect)][-1] == head
+        assert manifest_hash(collect)  # the manifest hashes the same cached bytes
+    assert len(cache) == 2  # households.csv and members.csv of tdp01, each at its latest
+    assert len(households_csv(collect)) == 4

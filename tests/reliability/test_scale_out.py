@@ -434,7 +434,7 @@ def test_an_entity_list_is_cached_only_under_the_revision_it_shows(app, ward, mo
         generated_media.render(session, cache, "households.csv", ward.project_id, volunteer)
     monkeypatch.setattr(generated_media, "households_csv", built)
 
-    kept = cache.get_or_build((ward.project_id, "households.csv", "tdp01", before),
+    kept = cache.get_or_build((ward.project_id, "households.csv", "tdp01"), before,
                               lambda: b"nothing kept")
     assert "Hộ chen ngang".encode() not in kept.data
     with db.session() as session:

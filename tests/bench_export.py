@@ -400,7 +400,7 @@ def raw_export(label: str, tmp: Path, db_url: str | None) -> dict:
         if SCALE_INGEST:
             from tests.bench_scale import ingest_at
 
-            ingested = ingest_at(data, db_url)
+            ingested = ingest_at(data, db_url, seed=size)
             figures["sizes"][str(size)]["ingest"] = ingested
             filler.resume_after(ingested["ok"])
             print(f"  {label} {size:>9,} stored: ingest {ingested['per_s']:.0f}/s, "

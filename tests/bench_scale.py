@@ -70,9 +70,11 @@ def survey_bodies(xform: bytes, n: int, seed: int = 7) -> list[tuple[str, bytes]
     return bodies
 
 
-def ingest_at(data: Path, db_url: str | None, *, secret: str = "bench") -> dict:
+def ingest_at(data: Path, db_url: str | None, *, seed: int, secret: str = "bench") -> dict:
     """Serve the filled store (data dir and database as `tests.bench_export.prepare` made
-    them), run the realistic load as its volunteer vol1, and return the ingest figures."""
+    them), run the realistic load as its volunteer vol1, and return the ingest figures.
+    `seed`: other households at each size; the same ones again would be duplicates of the
+    previous load, and matching them (review pairs) would cost more than new households."""
     from tests.bench import Served, ingest
     from tests.support.served import free_port
 
@@ -93,6 +95,7 @@ def ingest_at(data: Path, db_url: str | None, *, secret: str = "bench") -> dict:
                       if "<formID>household_survey</formID>" in chunk)
         xform = requests.get(survey.split("<downloadUrl>")[1].split("</downloadUrl>")[0],
                              timeout=30).content
-        return ingest(url, survey_bodies(xform, SCALE_SUBMISSIONS), server.proc.pid)
+        return ingest(url, survey_bodies(xform, SCALE_SUBMISSIONS, seed=seed),
+                      server.proc.pid)
     finally:
         server.stop()

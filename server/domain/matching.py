@@ -139,8 +139,11 @@ class Summary:
 
 def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
                 config: dedupe.DedupeConfig, replaced: HouseholdSnapshot | None = None,
-                now: dt.datetime | None = None) -> Summary:
-    """Match a new snapshot (or the edited version of one) and re-cluster what it touches."""
+                now: dt.datetime | None = None, *, created: bool = False) -> Summary:
+    """Match a new snapshot (or the edited version of one) and re-cluster what it touches.
+
+    `created`: the upload of this snapshot created its household just now, so it cannot be
+    merged into another yet (a merge needs the household to exist): that is not looked up."""
     _lock(session, project_id)
     now = now or utcnow()
     summary = Summary(snapshots=1)
@@ -167,14 +170,15 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
             summary.pairs += 1
             summary.review += result.outcome == dedupe.Outcome.REVIEW
     session.flush()
-    if summary.pairs == 0 and _alone(session, project_id, row.entity_id):
+    if summary.pairs == 0 and _alone(session, project_id, row.entity_id, created):
         # Nothing links this household to another: no clustering to redo, only its people.
         own = list(session.scalars(_OWN, {"entity_id": row.entity_id}))
         session.execute(_DELETE_MEMBERS_OF, {"p": project_id, "entity_id": row.entity_id})
         members = relink_members(project_id, row.entity_id, own, config, set())
         if members:
             session.execute(_INSERT_MEMBERS, members)
-        record_reasons(session, project_id, [*own, *others], config, now)
+        record_reasons(session, project_id, [*own, *others], config, now,
+                       unaliased={row.entity_id} if created else set())
         return summary
     seeds = {row.entity_id, *(o.entity_id for o in others)}
     recluster(session, project_id, config, seeds, summary, now=now)
@@ -187,17 +191,20 @@ def on_snapshot(session: Session, project_id: int, row: HouseholdSnapshot,
     return summary
 
 
-def _alone(session: Session, project_id: int, entity_id: str) -> bool:
-    """No pair and no alias involves this household yet."""
+def _alone(session: Session, project_id: int, entity_id: str, created: bool) -> bool:
+    """No pair and no alias involves this household yet. A pair may (a full re-run pairs the
+    snapshots of a household whose creation had failed); an alias may not, when `created`."""
     if project_id in session.scalars(_PAIRED, {"entity_id": entity_id}).all():
         return False
-    return session.scalar(_ALIASED, {"entity_id": entity_id}) is None
+    return created or session.scalar(_ALIASED, {"entity_id": entity_id}) is None
 
 
-def record_reasons(session: Session, project_id: int, rows, config, now) -> int:
-    """The other §7.8 triggers (head changed, shared phone, tổ changed) as review items."""
-    canonical = dict(session.execute(
-        _CANONICAL_OF, {"ids": sorted({r.entity_id for r in rows})}).all())
+def record_reasons(session: Session, project_id: int, rows, config, now,
+                   unaliased: set[str] = frozenset()) -> int:
+    """The other §7.8 triggers (head changed, shared phone, tổ changed) as review items.
+    `unaliased`: households known not to be merged into another (not looked up)."""
+    ids = sorted({r.entity_id for r in rows} - set(unaliased))
+    canonical = dict(session.execute(_CANONICAL_OF, {"ids": ids}).all()) if ids else {}
     added = 0
     for reason in dedupe.review_reasons([to_snapshot(r) for r in rows], config, canonical):
         kind = f"review_{reason.kind}"

@@ -353,7 +353,8 @@ def _households(session, project_id, schema, envelope, version, previous, timezo
             if (matcher is not None and snap is not None
                     and (snap.entity_id == created
                          or entities.resolve(session, snap.entity_id)[0] is not None)):
-                matching.on_snapshot(session, project_id, snap, matcher, replaced, now)
+                matching.on_snapshot(session, project_id, snap, matcher, replaced, now,
+                                     created=snap.entity_id == created)
     except Exception as exc:  # noqa: BLE001
         log.exception("household matching failed for %s", version.instance_id)
         entities.record_problem(session, project_id, version, exc)

@@ -390,7 +390,9 @@ def _any_xform() -> bytes:
 
 def report(r: dict) -> None:
     ceiling = r["ceiling"]["per_s"]
-    rows = [("ceiling: ingest (bare WSGI)", f"{ceiling:.0f}/s", "1.00× ceiling")]
+    rows = [("ceiling: ingest (bare WSGI)", f"{ceiling:.0f}/s",
+             f"1.00× ceiling; {r['ceiling']['cpu_ms_per_submission']:.1f} ms CPU per "
+             "submission")]
     for db in ("sqlite", "postgresql"):
         if db not in r:
             continue

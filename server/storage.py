@@ -111,9 +111,11 @@ class FileBlobStore:
                 result.young += 1
             elif path.name.startswith(".sweep-"):  # a sweep killed half-way: finish it
                 home = path.with_name(path.name.removeprefix(".sweep-"))
+                if dry_run:
+                    continue
                 if referenced([home.name]) and not home.exists():
                     os.replace(path, home)
-                elif not dry_run:
+                else:
                     path.unlink(missing_ok=True)
             elif path.name.startswith(".tmp-"):  # a writer killed before its rename
                 result.temp += 1
@@ -127,25 +129,29 @@ class FileBlobStore:
             known = referenced([p.name for p in batch])
             for path in batch:
                 if path.name not in known:
-                    result.bytes += self._drop_orphan(path, referenced, cutoff, dry_run)
-                    result.orphans += 1
+                    freed = self._drop_orphan(path, referenced, cutoff, dry_run)
+                    if freed is not None:
+                        result.orphans += 1
+                        result.bytes += freed
         return result
 
-    def _drop_orphan(self, path: Path, referenced, cutoff: float, dry_run: bool) -> int:
-        size = path.stat().st_size if path.exists() else 0
-        if dry_run:
-            return size
-        aside = path.with_name(f".sweep-{path.name}")
+    def _drop_orphan(self, path: Path, referenced, cutoff: float, dry_run: bool
+                     ) -> int | None:
+        """The bytes freed, or None when the file turned out to be in use and stays."""
         try:
-            os.replace(path, aside)  # a writer now finds no file and writes it again
+            size = path.stat().st_size
+            if dry_run:
+                return size
+            os.replace(path, aside := path.with_name(f".sweep-{path.name}"))
         except FileNotFoundError:
-            return 0
+            return None  # gone meanwhile (another sweep)
+        # a writer now finds no file and writes it again; one that reused it made it young
         if aside.stat().st_mtime > cutoff or referenced([path.name]):
             if path.exists():  # written again meanwhile: the same bytes
                 aside.unlink()
             else:
                 os.replace(aside, path)
-            return 0
+            return None
         aside.unlink()
         return size
 

@@ -145,6 +145,7 @@ class _Found:
     versions: int = 0
     encrypted: int = 0
     reports: int = 0  # issued report files rewritten
+    old_reports: set[str] = field(default_factory=set)  # the bytes they replaced
 
 
 def neutral_name(member_id: str | None, fallback: int | None = None) -> str:
@@ -604,7 +605,7 @@ def _derived(session: Session, store, project_id: int, cluster: set[str],
             entry.details = _redact_json(entry.details, redact)
     replaced = issued.redact_files(session, store, project_id, redact)
     found.reports += len(replaced)
-    found.files |= set(replaced)  # their old bytes go as the erased photos' do
+    found.old_reports |= set(replaced)  # their old bytes go as the erased photos' do
 
 
 def _keep_merges(session: Session, ids: list[str]) -> None:
@@ -660,15 +661,15 @@ def _finish(session: Session, actor: User, reason: str, target: str,
                        details={**details, "reason": reason, "submissions": submissions[:500],
                                 "n_submissions": len(submissions), "versions": found.versions,
                                 "fields": sorted(found.paths), "members": members,
-                                "files": len(found.files) - found.reports,
+                                "files": len(found.files),
                                 "issued_report_files": found.reports,
                                 "encrypted": found.encrypted})
     session.add(entry)
     session.flush()
-    for sha256 in found.files:
+    for sha256 in found.files | found.old_reports:
         _drop_blob_if_unused(session, sha256)
     return Result(entry.id, target, submissions, found.versions, sorted(found.paths), members,
-                  sorted(found.files), found.encrypted)
+                  sorted(found.files | found.old_reports), found.encrypted)
 
 
 def _drop_blob_if_unused(session: Session, sha256: str) -> None:

@@ -192,8 +192,6 @@ def run_database(label: str, db_url: str | None, tmp: Path) -> dict:
         xform = requests.get(entries["household_survey"]["downloadUrl"]).content
         bodies = survey_bodies(xform, max(SUBMISSIONS, LIST_HOUSEHOLDS) + LIST_CHANGES)
         figures = {"ingest": ingest(base, bodies[:SUBMISSIONS], server.proc.pid)}
-        figures["rss_mb"] = rss_mb(server.proc.pid)  # after the load, both workers warm
-        figures["pss_mb"] = pss_mb(server.proc.pid)
         # The rest of the households, untimed, so the lists are the ward's size; the
         # server's memory is sampled meanwhile (not during the timed load above).
         with MemorySampler(server.proc.pid) as memory:

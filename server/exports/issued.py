@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import tempfile
 import unicodedata
@@ -122,7 +123,7 @@ def redact_files(session: Session, store, project_id: int, redact: Callable[[str
     the files replaced, for the caller to drop once nothing refers to them."""
     replaced = []
     for report in reports(session, project_id):
-        report.note = redact(report.note or "")
+        report.note = _redact_text(redact, report.note or "")
         for f in report.files:
             data = store.get(session, f.sha256)
             new = _redacted(f.name, data, redact)
@@ -135,11 +136,14 @@ def redact_files(session: Session, store, project_id: int, redact: Callable[[str
     return replaced
 
 
-def _redacted(name: str, data: bytes, redact: Callable[[str], str]) -> bytes:
-    def cell(value: str) -> str:
-        new = redact(value)  # which also brings the text to NFC: only a match changes a cell
-        return value if new == unicodedata.normalize("NFC", value) else new
+def _redact_text(redact: Callable[[str], str], value: str) -> str:
+    """`redact(value)`, which also brings text to NFC: here only a match changes the text."""
+    new = redact(value)
+    return value if new == unicodedata.normalize("NFC", value) else new
 
+
+def _redacted(name: str, data: bytes, redact: Callable[[str], str]) -> bytes:
+    cell = functools.partial(_redact_text, redact)
     if name.endswith(".csv"):
         text = data.decode("utf-8")
         bom = text.startswith(BOM)

@@ -72,7 +72,7 @@ def test_content_types_and_names_reach_the_file_storage(body):
     assert files["xml_submission_file"].mimetype == "text/xml"
 
 
-def test_a_cut_short_body_gives_nothing():
+def test_a_body_cut_short_is_refused():
     body = multipart_body(PARTS, boundary=BOUNDARY)[1]
     with pytest.raises(ValueError):
         parse([body[:-20]])
